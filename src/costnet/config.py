@@ -1,0 +1,31 @@
+"""Where costnet's Hydra configs live, and composing them outside a CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from costnet.errors import CostnetError
+
+
+def conf_dir() -> Path:
+    """The `conf/` directory: `$COSTNET_CONF_DIR`, else the repository's own."""
+    env = os.environ.get("COSTNET_CONF_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
+    if not path.is_dir():
+        raise CostnetError(
+            f"config directory {str(path)!r} not found: install costnet from its "
+            "repository (`pip install -e .`) or set COSTNET_CONF_DIR"
+        )
+    return path
+
+
+def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
+    """Compose a config like the CLI would (for tests, notebooks and scripts)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))

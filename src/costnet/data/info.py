@@ -1,0 +1,35 @@
+"""A readable summary of a dataset directory (``costnet-data info``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from costnet.data.store import read_hardware, read_table
+
+
+def info(root: Path) -> str:
+    """Rows per device, op and mode; time ranges; failures."""
+    frame = read_table(root)
+    if frame.empty:
+        return f"{root}: no rows"
+    parts = [f"{root}: {len(frame)} rows in {frame['run_key'].nunique()} run(s), "
+             f"{(frame['status'] == 'ok').sum()} ok"]
+    hardware = read_hardware(root)
+    if not hardware.empty and "name" in hardware:
+        parts.append("\nhardware\n" + hardware.set_index("hardware_id")[["name"]].to_string())
+    counts = frame.pivot_table(index=["hardware_id", "op", "mode"], columns="status",
+                               values="row_id", aggfunc="count", fill_value=0)
+    parts.append("\nrows per device, op and mode\n" + counts.to_string())
+    ok = frame[frame["status"] == "ok"]
+    if not ok.empty:
+        times = ok.groupby(["op", "mode"])["time_median_ms"].describe(percentiles=[0.5])
+        times = times.rename(columns={"50%": "median"})[["count", "min", "median", "mean", "max"]]
+        parts.append("\nmedian time per call (ms)\n" + times.to_string(float_format=lambda v: f"{v:.4g}"))
+    failed = frame[frame["status"] != "ok"]
+    if not failed.empty:
+        reasons = failed["error"].str.slice(0, 100).value_counts().head(10)
+        parts.append("\nfailures (most common)\n" + reasons.to_string())
+    else:
+        parts.append("\nfailures: none")
+    return "\n".join(parts)

@@ -1,0 +1,117 @@
+"""The one schema of costnet datasets: a row per (layer configuration, mode, device).
+
+Every shard holds the common columns and the config columns of its op; reading a
+dataset unifies them (config columns an op lacks are null). Times are in
+milliseconds, per call of the timed step.
+
+Common columns
+--------------
+row_id        ``<run_key>-<index>``, unique in a dataset
+run_key       hash of everything that defines a collection run except its size ``n``
+index         position of the configuration in the run's seeded sequence
+seed          the run's seed; configuration ``index`` is drawn from ``(seed, index)``
+space, op     the space it was sampled from and the layer type
+mode          ``forward`` (inference, no autograd) or ``train`` (forward, MSE loss,
+              backward, optimizer step)
+optimizer     ``none`` in forward mode, else sgd, momentum, adagrad, adadelta, adam, rmsprop
+dtype         float32, float64, float16 or bfloat16
+input_grad    whether the training step also computes the input's gradient
+device        torch device string (``cpu``, ``cuda:0``)
+hardware_id   key of the hardware record in ``hardware/<hardware_id>.json``
+threads       CPU threads torch used
+status        ``ok``; ``error`` (the step failed: out of memory, invalid shape...);
+              ``skipped`` (the memory guard refused it before allocating)
+error         the error or skip reason, null when ok
+est_bytes     the memory guard's estimate of the tensors' footprint, bytes
+time_*_ms     median, mean, min, max, std and interquartile range over samples
+n_runs        samples taken; each sample is the mean of ``n_inner`` back-to-back calls
+converged     the samples' relative spread reached the configured threshold
+timed_s       seconds inside timed regions for this row (warm-up excluded)
+wall_s        seconds the whole row took (build, warm-up, timing)
+timestamp     UTC time the row finished
+*_version     python, torch, CUDA, cuDNN, MKL and oneDNN versions
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+STATUSES = ("ok", "error", "skipped")
+
+COMMON: dict[str, pa.DataType] = {
+    "row_id": pa.string(),
+    "run_key": pa.string(),
+    "index": pa.int64(),
+    "seed": pa.int64(),
+    "space": pa.string(),
+    "op": pa.string(),
+    "mode": pa.string(),
+    "optimizer": pa.string(),
+    "dtype": pa.string(),
+    "input_grad": pa.bool_(),
+    "device": pa.string(),
+    "hardware_id": pa.string(),
+    "threads": pa.int64(),
+    "status": pa.string(),
+    "error": pa.string(),
+    "est_bytes": pa.int64(),
+    "time_median_ms": pa.float64(),
+    "time_mean_ms": pa.float64(),
+    "time_min_ms": pa.float64(),
+    "time_max_ms": pa.float64(),
+    "time_std_ms": pa.float64(),
+    "time_iqr_ms": pa.float64(),
+    "n_runs": pa.int64(),
+    "n_inner": pa.int64(),
+    "converged": pa.bool_(),
+    "timed_s": pa.float64(),
+    "wall_s": pa.float64(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "python_version": pa.string(),
+    "torch_version": pa.string(),
+    "cuda_version": pa.string(),
+    "cudnn_version": pa.string(),
+    "mkl_version": pa.string(),
+    "onednn_version": pa.string(),
+}
+
+# Config columns of every op (see costnet.ops); spatial layers are square.
+CONFIG: dict[str, pa.DataType] = {
+    "batch": pa.int64(),
+    "size": pa.int64(),  # input height = width
+    "channels_in": pa.int64(),
+    "channels_out": pa.int64(),
+    "kernel": pa.int64(),
+    "stride": pa.int64(),
+    "padding": pa.string(),  # same | valid (TensorFlow's rules)
+    "bias": pa.bool_(),
+    "activation": pa.string(),
+    "groups": pa.int64(),
+    "pool": pa.string(),  # max | avg
+    "in_features": pa.int64(),
+    "out_features": pa.int64(),
+    "m": pa.int64(),
+    "k": pa.int64(),
+    "n": pa.int64(),
+    "heads": pa.int64(),
+    "seq_len": pa.int64(),
+    "head_dim": pa.int64(),
+    "causal": pa.bool_(),
+    "features": pa.int64(),
+    "hidden_size": pa.int64(),
+    "layers": pa.int64(),
+}
+
+
+def arrow_schema(config_columns: tuple[str, ...]) -> pa.Schema:
+    """The Arrow schema of a shard whose op has ``config_columns``."""
+    fields = [pa.field(name, dtype) for name, dtype in COMMON.items()]
+    fields += [pa.field(name, CONFIG[name]) for name in config_columns]
+    return pa.schema(fields, metadata={"costnet_schema_version": SCHEMA_VERSION})
+
+
+def column_order(columns: list[str]) -> list[str]:
+    """Common columns first, then config columns in schema order, then anything else."""
+    known = [c for c in (*COMMON, *CONFIG) if c in columns]
+    return known + [c for c in columns if c not in known]

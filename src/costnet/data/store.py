@@ -1,0 +1,146 @@
+"""Parquet-sharded dataset directories: atomic appends, resume, hardware records.
+
+Layout of a dataset directory::
+
+    <space>-<run_key>-<seq>.parquet   shards, written whole to a temporary file,
+                                      fsynced, then renamed into place
+    hardware/<hardware_id>.json       one record per machine (and thread count)
+    runs/<run_key>.json               the resolved config of each collection run
+
+A shard only ever appears complete, so a run killed at any moment leaves
+nothing half-written; rows still in memory are simply collected again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from costnet.data.schema import arrow_schema, column_order
+from costnet.errors import CostnetError
+
+SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})-(?P<seq>\d{5})\.parquet$")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a synced temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def ensure_writable(root: Path) -> None:
+    """Create ``root`` if needed and prove it writable, or stop naming it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise CostnetError(f"output directory {str(root)!r} is not writable: {exc.strerror or exc}") from exc
+
+
+def shards(root: Path, run_key: str | None = None) -> list[Path]:
+    """The dataset's shard files (of one run if ``run_key`` is given), sorted."""
+    if not root.is_dir():
+        raise CostnetError(f"dataset directory {str(root)!r} does not exist")
+    found = []
+    for path in sorted(root.iterdir()):
+        match = SHARD.match(path.name)
+        if match and (run_key is None or match["run_key"] == run_key):
+            found.append(path)
+    return found
+
+
+def read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """One shard as an Arrow table; a damaged file stops with its name."""
+    try:
+        return pq.read_table(path, columns=list(columns) if columns else None)
+    except (pa.ArrowException, OSError) as exc:
+        raise CostnetError(f"corrupt shard {str(path)!r}: {exc}") from exc
+
+
+def read_table(root: Path) -> pd.DataFrame:
+    """Every shard of ``root`` as one frame (unified columns, schema order)."""
+    tables = [read_shard(p) for p in shards(root)]
+    if not tables:
+        return pd.DataFrame(columns=column_order([]))
+    table = pa.concat_tables(tables, promote_options="default")
+    frame = table.to_pandas()
+    return frame[column_order(list(frame.columns))]
+
+
+class DatasetStore:
+    """Appends rows of one collection run to a dataset directory."""
+
+    def __init__(self, root: Path, space: str, run_key: str) -> None:
+        self.root, self.space, self.run_key = root, space, run_key
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run's lock file so two processes never collect the same run."""
+        with open(self.root / f".{self.run_key}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise CostnetError(f"another process is collecting run {self.run_key} "
+                                   f"into {str(self.root)!r}") from exc
+            self._remove_stale_temporaries()
+            yield
+
+    def _remove_stale_temporaries(self) -> None:
+        for path in self.root.glob(f".{self.space}-{self.run_key}-*.tmp"):
+            path.unlink(missing_ok=True)
+
+    def finished(self) -> set[int]:
+        """Indices of configurations this run already wrote."""
+        done: set[int] = set()
+        for path in shards(self.root, self.run_key):
+            done.update(read_shard(path, ["index"]).column("index").to_pylist())
+        return done
+
+    def append(self, rows: list[Mapping[str, Any]], config_columns: tuple[str, ...]) -> Path:
+        """Write ``rows`` as the run's next shard, atomically."""
+        existing = shards(self.root, self.run_key)
+        seq = int(SHARD.match(existing[-1].name)["seq"]) + 1 if existing else 0
+        path = self.root / f"{self.space}-{self.run_key}-{seq:05d}.parquet"
+        table = pa.Table.from_pylist(list(rows), schema=arrow_schema(config_columns))
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
+    def write_json(self, relative: str, record: Mapping[str, Any]) -> None:
+        """Write a JSON side file (hardware record, run config) atomically."""
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+
+
+def read_hardware(root: Path) -> pd.DataFrame:
+    """The dataset's hardware records, one row per ``hardware_id``."""
+    records = []
+    for path in sorted((root / "hardware").glob("*.json")):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CostnetError(f"corrupt hardware record {str(path)!r}: {exc}") from exc
+    return pd.DataFrame.from_records(records)

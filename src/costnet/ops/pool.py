@@ -1,0 +1,66 @@
+"""2-D max and average pooling (square inputs and windows)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from costnet.ops.base import PADDINGS, Elements, Op, Padded, Params, output_size, tensor, spatial_padding
+
+POOLS = ("max", "avg")
+
+
+class Pool2d(Op):
+    """Max or average pooling with TensorFlow-style 'same'/'valid' padding.
+
+    Max pooling pads asymmetric borders with -inf so padding never wins; average
+    pooling excludes symmetric padding from its counts (TensorFlow's rule), while
+    an explicit asymmetric zero pad is counted (a small difference in values, none
+    in cost).
+    """
+
+    name = "pool2d"
+    ranges = ("batch", "size", "channels", "kernel", "stride")
+    choices = ("padding", "pool")
+    allowed = {"padding": PADDINGS, "pool": POOLS}
+    settings = ("channel_budget",)
+    columns = ("batch", "size", "channels_in", "kernel", "stride", "padding", "pool")
+    has_params = False
+
+    def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
+        size = p.int("size", rng)
+        cap = max(1, math.ceil(p.settings["channel_budget"] / size) - 1)
+        return {
+            "batch": p.int("batch", rng),
+            "size": size,
+            "channels_in": p.int("channels", rng, high=cap),
+            "kernel": p.int("kernel", rng, high=size),
+            "stride": p.int("stride", rng),
+            "padding": p.pick("padding", rng),
+            "pool": p.pick("pool", rng),
+        }
+
+    def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
+              ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        sym, pad = spatial_padding(cfg["size"], cfg["kernel"], cfg["stride"], cfg["padding"])
+        if cfg["pool"] == "max":
+            layer: nn.Module = nn.MaxPool2d(cfg["kernel"], cfg["stride"], padding=sym)
+            fill = -math.inf
+        else:
+            layer = nn.AvgPool2d(cfg["kernel"], cfg["stride"], padding=sym, count_include_pad=False)
+            fill = 0.0
+        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
+        return Padded(layer, pad, nn.Identity(), pad_value=fill), (x,)
+
+    def elements(self, cfg: Mapping[str, Any]) -> Elements:
+        out = output_size(cfg["size"], cfg["kernel"], cfg["stride"], cfg["padding"])
+        return Elements(
+            inputs=cfg["batch"] * cfg["channels_in"] * cfg["size"] ** 2,
+            params=0,
+            outputs=cfg["batch"] * cfg["channels_in"] * out**2,
+        )

@@ -1,0 +1,182 @@
+"""Adaptive repeated timing with a clock that is honest about asynchronous devices.
+
+The discipline follows ``torch.utils.benchmark.Timer.blocked_autorange``: calls
+run in blocks long enough for the clock's resolution not to matter, each sample
+being a block's time divided by its call count. After warm-up, samples are taken
+until their relative spread (interquartile range / median by default) falls under
+a threshold or the per-configuration budget is spent. On CUDA a block is bounded
+by CUDA events after a device synchronization: a host clock around asynchronous
+kernel launches would time the launches, not the work (Lu et al. 2017).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ContextManager, Protocol
+
+import numpy as np
+import torch
+
+from costnet.errors import CostnetError
+
+
+class Clock(Protocol):
+    """Times ``number`` back-to-back calls of a function, in seconds."""
+
+    def time_block(self, fn: Callable[[], object], number: int) -> float: ...
+
+
+class HostClock:
+    """``time.perf_counter`` around the calls: right for synchronous (CPU) work."""
+
+    def time_block(self, fn: Callable[[], object], number: int) -> float:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        return time.perf_counter() - start
+
+
+class CudaEventClock:
+    """CUDA events recorded on the current stream around the calls, after a sync."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = torch.cuda.Event(enable_timing=True)
+        self.end = torch.cuda.Event(enable_timing=True)
+
+    def time_block(self, fn: Callable[[], object], number: int) -> float:
+        torch.cuda.synchronize(self.device)
+        self.start.record()
+        for _ in range(number):
+            fn()
+        self.end.record()
+        self.end.synchronize()
+        return self.start.elapsed_time(self.end) / 1e3  # elapsed_time is in milliseconds
+
+
+def clock_for(device: torch.device) -> Clock:
+    """The right clock for ``device``."""
+    if device.type == "cuda":
+        return CudaEventClock(device)
+    if device.type == "cpu":
+        return HostClock()
+    raise CostnetError(f"unsupported device {str(device)!r}: use cpu or cuda[:N]")
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How long and how often to time one configuration (see conf/timing/)."""
+
+    warmup_runs: int = 2  # calls before timing (allocations, kernel selection, caches)
+    min_runs: int = 5  # samples always taken
+    max_runs: int = 50  # samples never exceeded
+    rel_spread: float = 0.05  # stop once spread / median is at most this
+    spread: str = "iqr"  # "iqr" or "std"
+    min_block_s: float = 1e-3  # a block lasts at least this long (sets calls per block)
+    budget_s: float = 0.25  # stop once this much time was spent in timed blocks
+    number: int | None = None  # fixed calls per block (None: chosen from min_block_s)
+
+    def __post_init__(self) -> None:
+        if self.warmup_runs < 0:
+            raise CostnetError(f"timing.warmup_runs must be >= 0, got {self.warmup_runs}")
+        if not 1 <= self.min_runs <= self.max_runs:
+            raise CostnetError(f"timing needs 1 <= min_runs <= max_runs, got "
+                               f"min_runs={self.min_runs}, max_runs={self.max_runs}")
+        if self.spread not in ("iqr", "std"):
+            raise CostnetError(f"timing.spread must be 'iqr' or 'std', got {self.spread!r}")
+        for key in ("rel_spread", "min_block_s", "budget_s"):
+            if getattr(self, key) < 0:
+                raise CostnetError(f"timing.{key} must be >= 0, got {getattr(self, key)}")
+        if self.number is not None and self.number < 1:
+            raise CostnetError(f"timing.number must be >= 1 or null, got {self.number}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-call times (seconds) of each sample, and how they were taken."""
+
+    samples: tuple[float, ...]
+    number: int  # calls per sample
+    timed_s: float  # total time inside timed blocks, warm-up excluded
+    warmup_s: float
+    converged: bool  # spread reached the threshold
+
+    def stats_ms(self) -> dict[str, float | int]:
+        """Median, mean, min, max, std and IQR in milliseconds, and the sample count."""
+        t = np.asarray(self.samples) * 1e3
+        q1, q3 = np.percentile(t, [25, 75])
+        return {
+            "time_median_ms": float(np.median(t)),
+            "time_mean_ms": float(t.mean()),
+            "time_min_ms": float(t.min()),
+            "time_max_ms": float(t.max()),
+            "time_std_ms": float(t.std(ddof=1)) if len(t) > 1 else 0.0,
+            "time_iqr_ms": float(q3 - q1),
+            "n_runs": len(t),
+            "n_inner": self.number,
+        }
+
+
+def relative_spread(samples: list[float], kind: str) -> float:
+    """Spread of ``samples`` relative to their median (inf with fewer than 2)."""
+    if len(samples) < 2:
+        return math.inf
+    t = np.asarray(samples)
+    median = float(np.median(t))
+    if median <= 0:
+        return math.inf
+    if kind == "iqr":
+        q1, q3 = np.percentile(t, [25, 75])
+        return float(q3 - q1) / median
+    return float(t.std(ddof=1)) / median
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Keep Python's garbage collector out of timed regions (as timeit does)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock,
+            context: Callable[[], ContextManager[object]] = contextlib.nullcontext) -> Measurement:
+    """Warm ``fn`` up, then time it in blocks until spread or budget says stop.
+
+    ``context`` (e.g. ``torch.inference_mode``) is entered once around all calls,
+    so its cost stays out of the timed blocks.
+    """
+    with context(), _gc_paused():
+        warmup_start = time.perf_counter()
+        per_call = clock.time_block(fn, 1) if cfg.warmup_runs else 0.0
+        if cfg.warmup_runs > 1:
+            per_call = clock.time_block(fn, cfg.warmup_runs - 1) / (cfg.warmup_runs - 1)
+        warmup_s = time.perf_counter() - warmup_start
+        if cfg.number is not None:
+            number = cfg.number
+        else:
+            if per_call <= 0:  # no warm-up: probe one call to size the blocks
+                per_call = clock.time_block(fn, 1)
+            number = max(1, math.ceil(cfg.min_block_s / max(per_call, 1e-9)))
+        samples: list[float] = []
+        timed = 0.0
+        spread = math.inf
+        while len(samples) < cfg.max_runs:
+            block = clock.time_block(fn, number)
+            timed += block
+            samples.append(block / number)
+            if len(samples) >= cfg.min_runs:
+                spread = relative_spread(samples, cfg.spread)
+                if spread <= cfg.rel_spread or timed >= cfg.budget_s:
+                    break
+    return Measurement(tuple(samples), number, timed, warmup_s,
+                       converged=spread <= cfg.rel_spread)

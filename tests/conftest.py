@@ -1,0 +1,21 @@
+"""Shared fixtures: no network, small fast collection configs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+# Fast settings for collection tests: tiny timing budgets, no peak measurement.
+FAST = ["measure_peaks=false", "progress=false", "timing.min_runs=2", "timing.max_runs=3",
+        "timing.budget_s=0.005", "timing.warmup_runs=1", "timing.min_block_s=0.0005"]
+TINY_DENSE = ["space=dense", "space.params.batch.high=4", "space.params.in_features.high=64",
+              "space.params.out_features.high=64"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep hardware caches out of the user's home directory."""
+    monkeypatch.setenv("COSTNET_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
