@@ -30,6 +30,9 @@ import pyarrow.parquet as pq
 from costnet.data.schema import arrow_schema, column_order
 from costnet.errors import CostnetError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})-(?P<seq>\d{5})\.parquet$")
 
 
@@ -41,6 +44,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes private files; shards are ordinary ones
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

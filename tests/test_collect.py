@@ -1,0 +1,125 @@
+"""Collection end to end: rows, failures, resume (also after SIGKILL), CLI errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from costnet.collect.runner import collect
+from costnet.config import compose
+from costnet.data import load_dataset
+from costnet.data.info import info
+from tests.conftest import FAST, TINY_DENSE
+
+
+def run(out: Path, *overrides: str):
+    return collect(compose("collect", [*TINY_DENSE, *FAST, f"out={out}", *overrides]))
+
+
+def test_collect_writes_complete_rows(tmp_path: Path) -> None:
+    summary = run(tmp_path, "n=12", "flush_every=5")
+    assert summary.written == 12 and summary.errors == 0 and 0 < summary.efficiency <= 1
+    frame = load_dataset(tmp_path, with_hardware=True)
+    assert len(frame) == 12 and frame["row_id"].is_unique
+    assert (frame["time_median_ms"] > 0).all() and (frame["time_min_ms"] <= frame["time_median_ms"]).all()
+    assert (frame["time_median_ms"] <= frame["time_max_ms"]).all() and (frame["n_runs"] >= 2).all()
+    assert set(frame["mode"]) == {"forward", "train"}
+    assert frame["hw_physical_cores"].notna().all() and frame["torch_version"].notna().all()
+    assert len(list(tmp_path.glob("*.parquet"))) == 3  # 5 + 5 + 2
+    text = info(tmp_path)
+    assert "dense" in text and "forward" in text and "failures: none" in text
+
+
+def test_rerun_continues_without_duplicates(tmp_path: Path) -> None:
+    run(tmp_path, "n=6")
+    again = run(tmp_path, "n=6")
+    assert again.written == 0 and again.already_done == 6
+    more = run(tmp_path, "n=10")
+    assert more.written == 4
+    frame = load_dataset(tmp_path)
+    assert sorted(frame["index"]) == list(range(10))
+    other_seed = run(tmp_path, "n=3", "seed=1")
+    assert other_seed.written == 3 and len(load_dataset(tmp_path)) == 13
+
+
+def test_memory_guard_and_failures_are_recorded(tmp_path: Path) -> None:
+    summary = run(tmp_path, "n=6", "memory_budget_gb=1e-7")  # ~107 bytes: nothing fits
+    assert summary.skipped == 6 and summary.written == 6
+    frame = load_dataset(tmp_path, include_failed=True)
+    assert (frame["status"] == "skipped").all() and frame["error"].str.contains("memory guard").all()
+    assert frame["time_median_ms"].isna().all() and (frame["est_bytes"] > 107).all()
+    failing = run(tmp_path / "fail", "n=4", "dtypes=[float16]", "modes.forward=0")
+    frame = load_dataset(tmp_path / "fail", include_failed=True)
+    assert len(frame) == 4 and failing.written == 4  # whatever fp16 does here, every row is recorded
+    assert set(frame["status"]) <= {"ok", "error"}
+    assert frame.loc[frame["status"] == "error", "error"].str.len().gt(0).all()
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "costnet.cli.collect", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_resume_after_sigkill(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    args = [*TINY_DENSE, *FAST, f"out={out}", "n=400", "flush_every=3", "timing.budget_s=0.02",
+            "timing.min_runs=5", "timing.max_runs=5"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "costnet.cli.collect", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.parquet"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = load_dataset(out, include_failed=True)
+    assert 0 < len(before) < 400, "kill the run mid-way"
+    done = _cli(*args, "n=400")
+    assert done.returncode == 0, done.stderr
+    after = load_dataset(out, include_failed=True)
+    assert len(after) == 400 and after["row_id"].is_unique and sorted(after["index"]) == list(range(400))
+    kept = after.set_index("row_id").loc[before["row_id"], "time_median_ms"]
+    assert (kept.to_numpy() == before["time_median_ms"].to_numpy()).all()  # finished rows untouched
+
+
+@pytest.mark.parametrize("args, message", [
+    (["space=conv9d"], "Could not find 'space/conv9d'"),
+    (["space.params.batch.low=-3"], "batch: range [-3, 32] must satisfy 1 <= low <= high"),
+    (["out=/proc/costnet-test"], "output directory '/proc/costnet-test' is not writable"),
+    (["n=-1"], "n must be >= 0, got -1"),
+    (["device=cuda:7"], "device 'cuda:7' requested but CUDA is not available here"),
+])
+def test_cli_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+    if "cuda" in args[0] and __import__("torch").cuda.is_available():
+        pytest.skip("CUDA is available here")
+    result = _cli("space=dense", *FAST, f"out={tmp_path / 'x'}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_corrupt_shard_stops_before_writing(tmp_path: Path) -> None:
+    run(tmp_path, "n=3")
+    shard = sorted(tmp_path.glob("*.parquet"))[0]
+    shard.write_bytes(b"garbage")
+    result = _cli(*TINY_DENSE, *FAST, f"out={tmp_path}", "n=6")
+    assert result.returncode == 2 and f"corrupt shard '{shard}'" in result.stderr
+    assert shard.read_bytes() == b"garbage" and len(list(tmp_path.glob("*.parquet"))) == 1
+
+
+def test_data_info_cli(tmp_path: Path) -> None:
+    run(tmp_path, "n=4")
+    ok = subprocess.run([sys.executable, "-m", "costnet.cli.data", "info", str(tmp_path)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "rows per device, op and mode" in ok.stdout
+    missing = subprocess.run([sys.executable, "-m", "costnet.cli.data", "info", str(tmp_path / "no")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
