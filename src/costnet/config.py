@@ -5,9 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from costnet.errors import CostnetError
+
+
+def repo_root() -> Path:
+    """The repository checkout costnet runs from (parent of ``conf/``)."""
+    return conf_dir().parent
+
+
+# ${repo:} in configs: paths relative to the checkout, whatever the working directory.
+if not OmegaConf.has_resolver("repo"):
+    OmegaConf.register_new_resolver("repo", lambda: str(repo_root()))
 
 
 def conf_dir() -> Path:

@@ -1,0 +1,27 @@
+"""``costnet-train``: fit cost models under an evaluation protocol (Hydra config conf/train.yaml)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+from omegaconf import DictConfig
+
+from costnet.cli.common import run_hydra
+from costnet.protocols.train import run_training, summary_table
+
+
+def _task(cfg: DictConfig) -> None:
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    table = run_training(cfg)
+    print(summary_table(table))
+    print(f"wrote {cfg.out}/metrics.csv, metrics.json, manifest.json")
+
+
+def main() -> None:
+    run_hydra("train", _task)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Hardware attributes as model features, the same for catalog GPUs and measured CPUs.
+
+``hw_peak_gflops``    fp32 peak: the spec sheet's for GPUs, the measured matmul peak for CPUs
+``hw_bandwidth_gbs``  memory bandwidth: spec sheet for GPUs, measured copy rate for CPUs
+``hw_cores``          CUDA cores, or CPU threads used
+``hw_clock_mhz``      boost clock, or the CPU's maximum frequency
+``hw_memory_gb``      device memory, or host memory
+``hw_bus_width_bits`` memory bus width (0 where unknown, e.g. CPUs)
+``hw_interconnect``   NVLink / PCIe for GPUs, ``host`` for CPUs (categorical)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+HARDWARE_FEATURES = ("hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock_mhz", "hw_memory_gb",
+                     "hw_bus_width_bits")
+
+
+def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Feature values of a catalog GPU (``conf/hardware/*.yaml``)."""
+    return {
+        "hw_peak_gflops": float(entry["peak_fp32_gflops"]),
+        "hw_bandwidth_gbs": float(entry["memory_bandwidth_gbs"]),
+        "hw_cores": float(entry["cuda_cores"]),
+        "hw_clock_mhz": float(entry["boost_clock_mhz"]),
+        "hw_memory_gb": float(entry["memory_gb"]),
+        "hw_bus_width_bits": float(entry.get("memory_bus_width_bits") or 0),
+        "hw_interconnect": str(entry.get("interconnect", "unknown")),
+    }
+
+
+def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Feature values of a hardware record written by ``costnet-collect``."""
+    if record.get("kind") == "cuda" and record.get("catalog_name"):
+        from costnet.hardware.catalog import lookup
+        return from_catalog(lookup(str(record["catalog_name"])))
+    if record.get("kind") == "cuda":
+        return {
+            "hw_peak_gflops": float(record.get("measured_peak_gflops") or 0),
+            "hw_bandwidth_gbs": float(record.get("measured_bandwidth_gbs") or 0),
+            "hw_cores": float(record.get("sm_count") or 0),
+            "hw_clock_mhz": float(record.get("max_sm_clock_mhz") or 0),
+            "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
+            "hw_bus_width_bits": float(record.get("memory_bus_width_bits") or 0),
+            "hw_interconnect": "unknown",
+        }
+    return {
+        "hw_peak_gflops": float(record.get("measured_peak_gflops") or 0),
+        "hw_bandwidth_gbs": float(record.get("measured_bandwidth_gbs") or 0),
+        "hw_cores": float(record.get("threads") or 0),
+        "hw_clock_mhz": float(record.get("max_frequency_mhz") or 0),
+        "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
+        "hw_bus_width_bits": 0.0,
+        "hw_interconnect": "host",
+    }

@@ -1,0 +1,110 @@
+"""Feature sets and the fitted transform from rows to a model's input matrix.
+
+A feature set (``conf/features/*.yaml``) names numeric and categorical columns.
+``FeatureTransform.fit`` learns, on training rows only, the mean and standard
+deviation of each numeric column (after ``log1p`` when ``log`` is set) and the
+categories of each categorical column; ``transform`` applies them, mapping unseen
+categories to all-zero one-hot codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from costnet.data.schema import CONFIG
+from costnet.errors import CostnetError
+from costnet.features.analytical import analytical_features, roofline_features
+
+def enrich(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus its analytical (and, given hardware columns, roofline) features."""
+    extra = analytical_features(frame)
+    parts = [frame.drop(columns=[c for c in extra if c in frame]), extra]
+    if all(c in frame for c in ("hw_peak_gflops", "hw_bandwidth_gbs")):
+        roof = roofline_features(frame, extra)
+        parts.append(roof)
+        parts[0] = parts[0].drop(columns=[c for c in roof if c in parts[0]])
+    return pd.concat(parts, axis=1)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Which columns a model sees (see conf/features/)."""
+
+    name: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    log: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> FeatureSet:
+        numeric = tuple(cfg.get("numeric") or ())
+        if not numeric and not cfg.get("categorical"):
+            raise CostnetError(f"features {cfg.get('name')!r}: no columns")
+        return cls(str(cfg.get("name", "custom")), numeric, tuple(cfg.get("categorical") or ()),
+                   bool(cfg.get("log", True)))
+
+
+@dataclass
+class FeatureTransform:
+    """Fitted on training rows; turns any frame of the same layout into a float32 matrix."""
+
+    features: FeatureSet
+    mean: dict[str, float] = field(default_factory=dict)
+    std: dict[str, float] = field(default_factory=dict)
+    categories: dict[str, list[str]] = field(default_factory=dict)
+
+    def _numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.features.numeric if c not in frame]
+        if unknown := [c for c in missing if c not in CONFIG]:
+            raise CostnetError(f"features {self.features.name!r}: rows lack column(s) {unknown}")
+        # Config columns of other ops (e.g. kernel for dense rows) are 0, as they are
+        # for the rows of those ops where a mixed frame has them as nulls.
+        values = frame.reindex(columns=list(self.features.numeric)).astype(float).fillna(0.0)
+        if self.features.log:
+            if (values < 0).to_numpy().any():
+                bad = values.columns[(values < 0).any()].tolist()
+                raise CostnetError(f"features: negative values in {bad} cannot be log-transformed")
+            values = np.log1p(values)
+        return values
+
+    def fit(self, frame: pd.DataFrame) -> FeatureTransform:
+        values = self._numeric(frame)
+        self.mean = values.mean().to_dict()
+        self.std = values.std(ddof=0).replace(0, 1.0).to_dict()
+        self.categories = {c: sorted(frame[c].astype(str).unique().tolist()) for c in self.features.categorical}
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.mean and self.features.numeric:
+            raise CostnetError("FeatureTransform used before fit")
+        values = self._numeric(frame)
+        blocks = [((values - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)]
+        for col, cats in self.categories.items():
+            if col not in frame:
+                raise CostnetError(f"features {self.features.name!r}: rows lack column {col!r}")
+            codes = pd.Categorical(frame[col].astype(str), categories=cats).codes
+            onehot = np.zeros((len(frame), len(cats)), np.float32)
+            rows = np.flatnonzero(codes >= 0)
+            onehot[rows, codes[rows]] = 1.0
+            blocks.append(onehot)
+        return np.concatenate(blocks, axis=1)
+
+    @property
+    def width(self) -> int:
+        return len(self.features.numeric) + sum(len(c) for c in self.categories.values())
+
+    def state(self) -> dict[str, Any]:
+        return {"features": self.features.__dict__, "mean": self.mean, "std": self.std,
+                "categories": self.categories}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> FeatureTransform:
+        f = state["features"]
+        fs = FeatureSet(f["name"], tuple(f["numeric"]), tuple(f["categorical"]), f["log"])
+        return cls(fs, dict(state["mean"]), dict(state["std"]),
+                   {k: list(v) for k, v in state["categories"].items()})

@@ -1,0 +1,233 @@
+"""Cost models behind one interface: ``fit(train, val)``, ``predict(frame) -> ms``.
+
+Every estimator takes enriched frames (``costnet.features.enrich``) and fits
+whatever it learns (scalers, encoders, weights) on the training rows only;
+validation rows serve early stopping and model selection, never fitting.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.optimize import nnls
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LinearRegression
+from sklearn.tree import DecisionTreeRegressor
+
+from costnet.errors import CostnetError
+from costnet.features.transform import FeatureSet, FeatureTransform
+from costnet.nets.mlp import MLPConfig, build_mlp
+
+
+def target(frame: pd.DataFrame) -> np.ndarray:
+    """Measured median time per call, ms; must be positive."""
+    y = frame["time_median_ms"].to_numpy(float)
+    if not np.all(y > 0):
+        raise CostnetError("time_median_ms must be positive for every training row")
+    return y
+
+
+def mre(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred - y) / y))
+
+
+class Estimator:
+    """Base: subclasses implement fit, predict and their state."""
+
+    kind: ClassVar[str]
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> Estimator:
+        raise NotImplementedError
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "object": self}
+
+
+class MLPEstimator(Estimator):
+    """The Lightning MLP on a feature set, regressing standardized log time."""
+
+    kind = "mlp"
+
+    def __init__(self, features: FeatureSet, cfg: MLPConfig) -> None:
+        self.features, self.cfg = features, cfg
+        self.transform = FeatureTransform(features)
+        self.net: torch.nn.Sequential | None = None
+        self.y_mean, self.y_std = 0.0, 1.0
+        self.history: dict[str, float] = {}
+
+    def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return self.transform.transform(frame), (np.log(target(frame)) - self.y_mean) / self.y_std
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False) -> MLPEstimator:
+        self.transform.fit(train)
+        logy = np.log(target(train))
+        self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)
+        from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
+
+        torch.manual_seed(self.cfg.seed)  # initial weights are part of a seeded run
+        self.net = build_mlp(self.transform.width, self.cfg)
+        self.history = dict(train_mlp(self.net, self.cfg, *self._xy(train), *self._xy(val), loggers=loggers))
+        return self
+
+    def fine_tune(self, rows: pd.DataFrame, cfg: MLPConfig, freeze: str = "none") -> MLPEstimator:
+        """Continue training on ``rows`` (few-shot); scalers stay as fitted.
+
+        ``freeze``: ``none``; ``body`` trains only the output layer; ``first``
+        freezes the first hidden layer.
+        """
+        assert self.net is not None, "fit before fine_tune"
+        linears = [m for m in self.net if isinstance(m, torch.nn.Linear)]
+        frozen = {"none": [], "body": linears[:-1], "first": linears[:1]}
+        if freeze not in frozen:
+            raise CostnetError(f"unknown freeze option {freeze!r}: choose from {list(frozen)}")
+        for layer in frozen[freeze]:
+            layer.requires_grad_(False)
+        from costnet.nets.training import train_mlp
+
+        x, y = self._xy(rows)
+        self.history = dict(train_mlp(self.net, cfg, x, y, x, y))
+        self.net.requires_grad_(True)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        assert self.net is not None, "fit before predict"
+        self.net.eval()
+        with torch.inference_mode():
+            z = self.net(torch.from_numpy(self.transform.transform(frame))).squeeze(-1).numpy()
+        return np.exp(z.astype(float) * self.y_std + self.y_mean)
+
+    def state(self) -> dict[str, Any]:
+        assert self.net is not None
+        return {"kind": self.kind, "features": self.transform.state(), "config": asdict(self.cfg),
+                "weights": self.net.state_dict(), "y_mean": self.y_mean, "y_std": self.y_std}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> MLPEstimator:
+        transform = FeatureTransform.from_state(state["features"])
+        est = cls(transform.features, MLPConfig(**state["config"]))
+        est.transform, est.y_mean, est.y_std = transform, state["y_mean"], state["y_std"]
+        est.net = build_mlp(transform.width, est.cfg)
+        est.net.load_state_dict(state["weights"])
+        return est
+
+
+SKLEARN = {
+    "tree": (DecisionTreeRegressor, {"min_samples_leaf": [1, 5, 20]}),
+    "forest": (RandomForestRegressor, {"n_estimators": [100], "min_samples_leaf": [1, 5], "n_jobs": [-1]}),
+    "gbm": (HistGradientBoostingRegressor, {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [31, 127],
+                                            "l2_regularization": [0.0, 1.0]}),
+    "linear": (LinearRegression, {}),
+}
+
+
+class SklearnEstimator(Estimator):
+    """A scikit-learn regressor on log time; a grid of parameters chosen on validation MRE."""
+
+    kind = "sklearn"
+
+    def __init__(self, features: FeatureSet, model: str, grid: Mapping[str, Sequence[Any]] | None = None,
+                 seed: int = 0) -> None:
+        if model not in SKLEARN:
+            raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(SKLEARN)}")
+        self.features, self.model, self.seed = features, model, seed
+        self.grid = dict(SKLEARN[model][1] if grid is None else grid)
+        self.transform = FeatureTransform(features)
+        self.regressor: Any = None
+        self.chosen: dict[str, Any] = {}
+
+    def _make(self, params: Mapping[str, Any]) -> Any:
+        cls = SKLEARN[self.model][0]
+        if "random_state" in cls().get_params():
+            params = {"random_state": self.seed, **params}
+        if cls is HistGradientBoostingRegressor:  # boost until the validation rows stop improving
+            params = {"max_iter": 3000, "early_stopping": True, "n_iter_no_change": 50, **params}
+        return cls(**params)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> SklearnEstimator:
+        self.transform.fit(train)
+        x, y = self.transform.transform(train), np.log(target(train))
+        xv, yv = self.transform.transform(val), target(val)
+        keys = list(self.grid)
+        best = np.inf
+        for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
+            params = dict(zip(keys, values))
+            reg = self._make(params)
+            if isinstance(reg, HistGradientBoostingRegressor) and len(val):
+                reg.fit(x, y, X_val=xv, y_val=np.log(yv))
+            else:
+                reg.fit(x, y)
+            score = mre(yv, np.exp(reg.predict(xv))) if len(val) else 0.0
+            if score < best:
+                best, self.regressor, self.chosen = score, reg, params
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.exp(self.regressor.predict(self.transform.transform(frame)))
+
+
+class LinearFlops(Estimator):
+    """The paper's baseline: time = a * FLOPs + b, one line per device (all devices pooled as fallback)."""
+
+    kind = "linear_flops"
+
+    def __init__(self) -> None:
+        self.lines: dict[str, tuple[float, float]] = {}
+
+    @staticmethod
+    def _line(rows: pd.DataFrame) -> tuple[float, float]:
+        reg = LinearRegression().fit(rows[["flops"]].to_numpy(float), target(rows))
+        return float(reg.coef_[0]), float(reg.intercept_)
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> LinearFlops:
+        self.lines = {str(d): self._line(rows) for d, rows in train.groupby("device")}
+        self.lines["*"] = self._line(train)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        a, b = zip(*(self.lines.get(str(d), self.lines["*"]) for d in frame["device"]))
+        return np.maximum(np.asarray(a) * frame["flops"].to_numpy(float) + np.asarray(b), 1e-6)
+
+
+class Paleo(Estimator):
+    """PALEO's analytical estimate (Qi et al. 2017): T = FLOPs / (peak * PPP) + bytes / bandwidth.
+
+    Per device, the compute and memory coefficients are fitted by non-negative
+    least squares on training rows; PPP (platform percent of peak) is the
+    reciprocal of the compute coefficient. Devices unseen in training use the
+    coefficients fitted on all training rows, so the estimate still scales with
+    their peak and bandwidth.
+    """
+
+    kind = "paleo"
+
+    def __init__(self) -> None:
+        self.coef: dict[str, tuple[float, float]] = {}
+
+    @staticmethod
+    def _fit(rows: pd.DataFrame) -> tuple[float, float]:
+        y = target(rows)
+        a = rows[["t_compute_ms", "t_memory_ms"]].to_numpy(float) / y[:, None]  # relative error weights
+        coef, _ = nnls(a, np.ones(len(y)))
+        return float(coef[0]), float(coef[1])
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> Paleo:
+        self.coef = {str(d): self._fit(rows) for d, rows in train.groupby("device")}
+        self.coef["*"] = self._fit(train)
+        return self
+
+    def ppp(self) -> dict[str, float]:
+        return {d: (1 / c[0] if c[0] > 0 else float("inf")) for d, c in self.coef.items()}
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        c, m = zip(*(self.coef.get(str(d), self.coef["*"]) for d in frame["device"]))
+        t = np.asarray(c) * frame["t_compute_ms"].to_numpy(float) + np.asarray(m) * frame["t_memory_ms"].to_numpy(float)
+        return np.maximum(t, 1e-6)

@@ -1,0 +1,42 @@
+"""``costnet-evaluate``'s work: score a saved artifact on any dataset of a known layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from costnet.data.store import atomic_write_bytes
+from costnet.errors import CostnetError
+from costnet.nets.predictor import load_predictor
+from costnet.protocols.metrics import metrics_by
+from costnet.sources import load_source
+from costnet.sources.justus2018 import read_original
+
+
+def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
+    """Per-device metrics of ``cfg.model`` on ``cfg.dataset``; writes the files asked for."""
+    predictor = load_predictor(str(cfg.model))
+    frame = load_source(cfg.dataset, predictor.op)
+    if cfg.get("devices"):
+        frame = frame[frame["device"].astype(str).isin([str(d) for d in cfg.devices])]
+    if frame.empty:
+        raise CostnetError(f"no rows of op {predictor.op!r} to evaluate in dataset {cfg.dataset.name!r}")
+    pred = predictor.predict(frame)
+    table = metrics_by(frame, pred, ["device"])
+    if cfg.get("out"):
+        out = Path(str(cfg.out))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        scores = {str(r.pop("device")): r for r in table.to_dict("records")}
+        atomic_write_bytes(out, json.dumps(scores, indent=2).encode())
+    if cfg.get("predictions"):
+        path = Path(str(cfg.predictions))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.dataset.name == "justus2018":
+            original = read_original(cfg.dataset.path, predictor.op, frame.index)
+        else:
+            original = frame.drop(columns=[c for c in frame if c.startswith("hw_")])
+        original.assign(predicted_ms=pred).to_parquet(path)
+    return table

@@ -1,0 +1,182 @@
+"""``costnet-train``'s work: fit the model (and baselines) on every fold of a protocol,
+score each on its test rows, and write artifacts, metrics, a manifest and plots."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from costnet.config import conf_dir
+from costnet.data.store import atomic_write_bytes, ensure_writable
+from costnet.errors import CostnetError
+from costnet.features.transform import FeatureSet, enrich
+from costnet.nets.estimators import Estimator, MLPEstimator
+from costnet.nets.factory import make_estimator
+from costnet.nets.mlp import MLPConfig
+from costnet.nets.predictor import Predictor
+from costnet.protocols.folds import Fold, make_folds
+from costnet.protocols.metrics import metrics, metrics_by
+from costnet.protocols.plots import scatter
+from costnet.sources import load_source
+from costnet.tracking import finish, make_loggers
+
+
+def model_name(cfg: Mapping[str, Any]) -> str:
+    """A model config's short name: the sklearn model, else its kind."""
+    return str(cfg.get("model") or cfg.get("kind"))
+
+
+def load_rows(cfg: DictConfig) -> pd.DataFrame:
+    """The configured dataset, restricted and subsampled as asked, with features."""
+    frame = load_source(cfg.dataset, cfg.op)
+    if frame.empty:
+        raise CostnetError(f"dataset {cfg.dataset.name!r} has no rows of op {cfg.op!r}")
+    if cfg.get("devices"):
+        wanted = [str(d) for d in cfg.devices]
+        if missing := sorted(set(wanted) - set(frame["device"].astype(str))):
+            raise CostnetError(f"devices {missing} not in the dataset, which has {sorted(frame['device'].unique())}")
+        frame = frame[frame["device"].astype(str).isin(wanted)]
+    if cfg.get("max_rows"):
+        frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(int(cfg.max_rows))
+    return enrich(frame)
+
+
+def baseline_configs(names: list[str]) -> dict[str, dict[str, Any]]:
+    """Baseline model configs by name, from conf/model/<name>.yaml."""
+    configs = {}
+    for name in names:
+        path = conf_dir() / "model" / f"{name}.yaml"
+        if not path.is_file():
+            raise CostnetError(f"unknown baseline {name!r}: no {path}")
+        configs[name] = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return configs
+
+
+class Run:
+    """Bookkeeping of one costnet-train run: metrics rows, manifest entries, files."""
+
+    def __init__(self, cfg: DictConfig, op: str) -> None:
+        self.cfg, self.op, self.out = cfg, op, Path(str(cfg.out))
+        self.rows: list[dict[str, Any]] = []
+        self.manifest: list[dict[str, Any]] = []
+
+    def score(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray, train_s: float,
+              k: int | None = None) -> None:
+        for row in metrics_by(test, pred, ["device"]).to_dict("records"):
+            self.rows.append({"protocol": self.cfg.protocol.name, "op": self.op, "fold": fold.name,
+                              "model": model, "k": k, "train_s": train_s, **row})
+
+    def save(self, fold: Fold, model: str, est: Estimator, k: int | None = None) -> None:
+        tag = f"{fold.name}-{model}" + (f"-k{k}" if k is not None else "")
+        path = Path("artifacts") / f"{tag}.pt"
+        train_devices = list(fold.train_devices) + (list(fold.test_devices) if k else [])
+        meta = {"op": self.op, "model": model, "protocol": self.cfg.protocol.name, "fold": fold.name,
+                "k": k, "train_devices": train_devices, "test_devices": list(fold.test_devices),
+                "features": self.cfg.features.name, "config": OmegaConf.to_container(self.cfg, resolve=True)}
+        Predictor(est, meta).save(self.out / path)
+        self.manifest.append({"path": str(path), "op": self.op, "model": model, "fold": fold.name, "k": k,
+                              "train_devices": train_devices, "test_devices": list(fold.test_devices)})
+
+    def plot(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray) -> None:
+        if self.cfg.plots:
+            m = metrics(test["time_median_ms"].to_numpy(), pred)
+            title = f"{self.op} {fold.name} {model}: RMSE {m['rmse_ms']:.3g} ms, MRE {100 * m['mre']:.1f} %"
+            scatter(test, pred, title, self.out / "plots" / f"{fold.name}-{model}.png")
+
+    def write(self) -> pd.DataFrame:
+        table = pd.DataFrame(self.rows)
+        table.to_csv(self.out / "metrics.csv", index=False)
+        nested: dict[str, Any] = {}
+        for r in self.rows:
+            key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"
+            nested.setdefault(key, {}).setdefault(r["fold"], {})[r["device"]] = {
+                k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
+        atomic_write_bytes(self.out / "metrics.json", json.dumps(nested, indent=2).encode())
+        atomic_write_bytes(self.out / "manifest.json", json.dumps({"artifacts": self.manifest}, indent=2).encode())
+        atomic_write_bytes(self.out / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True).encode())
+        return table
+
+
+def fit(est: Estimator, fold: Fold, cfg: DictConfig, out: Path, tag: str) -> float:
+    """Fit ``est`` on the fold; MLPs log to CSV (and W&B); returns seconds taken."""
+    start = time.perf_counter()
+    if isinstance(est, MLPEstimator):
+        loggers = make_loggers(cfg.tracking, out, tag, group=f"{cfg.protocol.name}-{cfg.op}",
+                               config=OmegaConf.to_container(cfg, resolve=True))
+        est.fit(fold.train, fold.val, loggers=loggers)
+        seconds = time.perf_counter() - start
+        finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), est.predict(fold.test)))
+        return seconds
+    est.fit(fold.train, fold.val)
+    return time.perf_counter() - start
+
+
+def few_shot(run: Run, fold: Fold, name: str, model_cfg: Mapping[str, Any], base: Estimator,
+             features: FeatureSet, save: bool) -> None:
+    """Score ``base`` adapted with k rows of the held-out device, for each k.
+
+    All k share one test set: the held-out rows outside the largest k's pool.
+    MLPs are fine-tuned; other estimators are refitted with the k rows added.
+    """
+    cfg = run.cfg
+    ks = sorted(int(k) for k in cfg.protocol.ks)
+    held = fold.test.sample(frac=1.0, random_state=int(cfg.seed))
+    if len(held) <= ks[-1]:
+        raise CostnetError(f"fewshot: the held-out device has {len(held)} rows, not more than k={ks[-1]}")
+    pool, test = held.iloc[: ks[-1]], held.iloc[ks[-1]:]
+    run.score(fold, name, test, base.predict(test), 0.0, k=0)
+    for k in ks:
+        start = time.perf_counter()
+        if isinstance(base, MLPEstimator):
+            tuned = dict(base.cfg.__dict__, **OmegaConf.to_container(cfg.protocol.finetune))
+            est = copy.deepcopy(base).fine_tune(pool.iloc[:k], MLPConfig(**tuned), str(cfg.protocol.freeze))
+        else:
+            est = make_estimator(model_cfg, features, int(cfg.seed))
+            est.fit(pd.concat([fold.train, pool.iloc[:k]]), fold.val)
+        run.score(fold, name, test, est.predict(test), time.perf_counter() - start, k=k)
+        if save:
+            run.save(fold, name, est, k=k)
+
+
+def run_training(cfg: DictConfig) -> pd.DataFrame:
+    """Fit and score every fold of the configured protocol; returns the metrics table."""
+    out = Path(str(cfg.out))
+    ensure_writable(out)
+    frame = load_rows(cfg)
+    op = str(frame["op"].iloc[0])
+    features = FeatureSet.from_config(cfg.features)
+    folds = make_folds(frame, cfg.protocol, int(cfg.seed))
+    primary = model_name(cfg.model)
+    models = {primary: OmegaConf.to_container(cfg.model, resolve=True)}
+    models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
+    run = Run(cfg, op)
+    for fold in tqdm(folds, desc=f"{cfg.protocol.name} {op}", unit="fold"):
+        for name, model_cfg in models.items():
+            keep = name == primary or bool(cfg.save_baselines)
+            est = make_estimator(model_cfg, features, int(cfg.seed))
+            train_s = fit(est, fold, cfg, out, f"{fold.name}-{name}")
+            pred = est.predict(fold.test)
+            run.plot(fold, name, fold.test, pred)
+            if cfg.protocol.name == "fewshot":
+                few_shot(run, fold, name, model_cfg, est, features, keep)
+            else:
+                run.score(fold, name, fold.test, pred, train_s)
+            if keep:
+                run.save(fold, name, est)
+    return run.write()
+
+
+def summary_table(table: pd.DataFrame) -> str:
+    """Per device (and k): RMSE and MRE of each model side by side."""
+    index = ["fold", "device"] + (["k"] if table["k"].notna().any() else [])
+    wide = table.pivot_table(index=index, columns="model", values=["rmse_ms", "mre", "train_s"])
+    return wide.to_string(float_format=lambda v: f"{v:.4g}")

@@ -1,0 +1,120 @@
+"""Analytical features against torch's FLOP counter; transforms fitted on training rows only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from costnet.config import repo_root
+from costnet.features.analytical import analytical_features
+from costnet.features.transform import FeatureSet, FeatureTransform, enrich
+from costnet.ops import get_op
+from costnet.timing.workload import materialize
+
+JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
+META = torch.device("meta")
+
+
+def counted(cfg: dict) -> tuple[int, int]:
+    """(forward, backward) FLOPs torch counts for ``cfg`` in its mode."""
+    module, inputs = materialize(*get_op(cfg["op"]).build(cfg, META, torch.float32), torch.device("cpu"))
+    if cfg.get("input_grad"):
+        for x in inputs:
+            x.requires_grad_(True)
+    with FlopCounterMode(display=False) as fwd:
+        out = module(*inputs)
+    with FlopCounterMode(display=False) as bwd:
+        out.sum().backward()
+    return fwd.get_total_flops(), bwd.get_total_flops()
+
+
+CASES = [
+    {"op": "conv2d", "batch": 3, "size": 17, "channels_in": 6, "channels_out": 10, "kernel": 3, "stride": 2,
+     "padding": "same", "groups": 1},
+    {"op": "conv2d", "batch": 2, "size": 12, "channels_in": 8, "channels_out": 4, "kernel": 4, "stride": 1,
+     "padding": "valid", "groups": 2},
+    {"op": "conv2d", "batch": 1, "size": 9, "channels_in": 5, "channels_out": 7, "kernel": 6, "stride": 3,
+     "padding": "same", "groups": 1, "input_grad": True},
+    {"op": "depthwise", "batch": 2, "size": 14, "channels_in": 6, "channels_out": 12, "kernel": 3, "stride": 1,
+     "padding": "same", "groups": 6, "input_grad": True},
+    {"op": "dense", "batch": 5, "in_features": 33, "out_features": 17},
+    {"op": "dense", "batch": 7, "in_features": 8, "out_features": 64, "input_grad": True},
+    {"op": "matmul", "batch": 3, "m": 9, "k": 11, "n": 13, "input_grad": True},
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["op"])
+def test_matrix_flops_agree_with_flop_counter(case: dict) -> None:
+    cfg = {"bias": False, "activation": "none", "mode": "train", "optimizer": "none", "dtype": "float32",
+           "input_grad": False, **case}
+    fwd, bwd = counted(cfg)
+    features = analytical_features(pd.DataFrame([cfg])).iloc[0]
+    assert features["flops_fwd"] == pytest.approx(fwd, rel=0.01)
+    if cfg.get("groups", 1) == 1:
+        # torch 2.13's counter counts a grouped convolution's weight gradient as if it were
+        # ungrouped (twice the forward for groups=2), while the work equals the forward's.
+        assert features["flops_bwd"] == pytest.approx(bwd, rel=0.01)
+
+
+def test_attention_flops_agree_with_its_matrix_products() -> None:
+    """The counter does not see CPU's fused attention kernel: count the two products it computes."""
+    b, h, L, d = 2, 3, 16, 8
+    q, k, v = (torch.randn(b, h, L, d, requires_grad=True) for _ in range(3))
+    with FlopCounterMode(display=False) as fwd:
+        out = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, -1) @ v
+    with FlopCounterMode(display=False) as bwd:
+        out.sum().backward()
+    row = {"op": "attention", "batch": b, "heads": h, "seq_len": L, "head_dim": d, "causal": False,
+           "mode": "train", "optimizer": "none", "dtype": "float32", "input_grad": True}
+    f = analytical_features(pd.DataFrame([row])).iloc[0]
+    softmax = 5 * b * h * L * L  # elementwise work the counter leaves out
+    assert f["flops_fwd"] - softmax == pytest.approx(fwd.get_total_flops(), rel=0.01)
+    assert f["flops_bwd"] - 2 * softmax == pytest.approx(bwd.get_total_flops(), rel=0.01)
+
+
+def test_forward_rows_have_no_backward_cost() -> None:
+    row = {**CASES[0], "bias": True, "activation": "relu", "mode": "forward", "optimizer": "none",
+           "dtype": "float32", "input_grad": False}
+    f = analytical_features(pd.DataFrame([row])).iloc[0]
+    assert f["flops_bwd"] == 0 and f["flops_update"] == 0 and f["flops"] == f["flops_fwd"]
+    assert f["out_size"] == 9 and f["pad_total"] == 2 and f["pad_odd"] == 0  # ceil(17/2); (9-1)*2+3-17
+    adam = analytical_features(pd.DataFrame([{**row, "mode": "train", "optimizer": "adam"}])).iloc[0]
+    assert adam["flops_update"] == 12 * adam["params"] and adam["bytes"] > f["bytes"]
+
+
+def test_transform_is_fitted_on_training_rows_only() -> None:
+    train = pd.DataFrame({"batch": [1, 2, 3, 4], "activation": ["relu", "relu", "tanh", "tanh"]})
+    other = pd.DataFrame({"batch": [100, 200], "activation": ["sigmoid", "relu"]})
+    t = FeatureTransform(FeatureSet("t", ("batch",), ("activation",))).fit(train)
+    x_train, x_other = t.transform(train), t.transform(other)
+    assert abs(x_train[:, 0].mean()) < 1e-6 and x_other[:, 0].min() > 2  # other rows did not move the scaler
+    assert x_other[0, 1:].tolist() == [0, 0]  # unseen category: all-zero code
+    assert x_other[1, 1:].tolist() == [1, 0]
+    restored = FeatureTransform.from_state(t.state())
+    assert np.array_equal(restored.transform(other), x_other)
+
+
+@pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
+def test_justus_adapter_maps_every_row() -> None:
+    from costnet.sources import load_source
+
+    conv = load_source({"name": "justus2018", "path": str(JUSTUS)}, "conv")
+    dense = load_source({"name": "justus2018", "path": str(JUSTUS), "max_batchsize": 32}, "dense")
+    assert len(conv) == 139_650 and set(conv["device"]) == {"V100", "P100", "GTX1080Ti", "M60", "K80", "K40"}
+    assert dense["batch"].max() == 32 and (dense["op"] == "dense").all()
+    assert conv.groupby("device")["hw_peak_gflops"].nunique().eq(1).all()
+    assert conv.loc[conv["device"] == "V100", "hw_bandwidth_gbs"].iloc[0] == 900
+    rich = enrich(conv.head(500))
+    assert (rich["flops"] > 0).all() and (rich["t_roofline_ms"] > 0).all()
+    assert set(conv["mode"]) == {"forward", "train"} and ((conv["mode"] == "forward") == (conv["optimizer"] == "none")).all()
+
+
+def test_unknown_feature_column_is_named() -> None:
+    from costnet.errors import CostnetError
+
+    t = FeatureTransform(FeatureSet("t", ("batch", "wibble")))
+    with pytest.raises(CostnetError, match="wibble"):
+        t.fit(pd.DataFrame({"batch": [1, 2]}))
