@@ -31,6 +31,12 @@ def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _measured(record: Mapping[str, Any], key: str) -> float:
+    """A measured peak, NaN when it was not measured (collect with measure_peaks=false)."""
+    value = record.get(key)
+    return float(value) if value else float("nan")
+
+
 def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Feature values of a hardware record written by ``costnet-collect``."""
     if record.get("kind") == "cuda" and record.get("catalog_name"):
@@ -38,8 +44,8 @@ def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         return from_catalog(lookup(str(record["catalog_name"])))
     if record.get("kind") == "cuda":
         return {
-            "hw_peak_gflops": float(record.get("measured_peak_gflops") or 0),
-            "hw_bandwidth_gbs": float(record.get("measured_bandwidth_gbs") or 0),
+            "hw_peak_gflops": _measured(record, "measured_peak_gflops"),
+            "hw_bandwidth_gbs": _measured(record, "measured_bandwidth_gbs"),
             "hw_cores": float(record.get("sm_count") or 0),
             "hw_clock_mhz": float(record.get("max_sm_clock_mhz") or 0),
             "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
@@ -47,8 +53,8 @@ def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
             "hw_interconnect": "unknown",
         }
     return {
-        "hw_peak_gflops": float(record.get("measured_peak_gflops") or 0),
-        "hw_bandwidth_gbs": float(record.get("measured_bandwidth_gbs") or 0),
+        "hw_peak_gflops": _measured(record, "measured_peak_gflops"),
+        "hw_bandwidth_gbs": _measured(record, "measured_bandwidth_gbs"),
         "hw_cores": float(record.get("threads") or 0),
         "hw_clock_mhz": float(record.get("max_frequency_mhz") or 0),
         "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,

@@ -64,7 +64,9 @@ class FeatureTransform:
             raise CostnetError(f"features {self.features.name!r}: rows lack column(s) {unknown}")
         # Config columns of other ops (e.g. kernel for dense rows) are 0, as they are
         # for the rows of those ops where a mixed frame has them as nulls.
-        values = frame.reindex(columns=list(self.features.numeric)).astype(float).fillna(0.0)
+        # Unknown quantities (NaN, e.g. roofline times without measured peaks) become 0.
+        values = frame.reindex(columns=list(self.features.numeric)).astype(float)
+        values = values.replace([np.inf, -np.inf], np.nan).fillna(0.0)
         if self.features.log:
             if (values < 0).to_numpy().any():
                 bad = values.columns[(values < 0).any()].tolist()
@@ -72,11 +74,16 @@ class FeatureTransform:
             values = np.log1p(values)
         return values
 
+    def _category(self, frame: pd.DataFrame, col: str) -> pd.Series:
+        if col not in frame and col not in CONFIG:
+            raise CostnetError(f"features {self.features.name!r}: rows lack column {col!r}")
+        return frame[col].astype(str) if col in frame else pd.Series("n/a", index=frame.index)
+
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
         values = self._numeric(frame)
         self.mean = values.mean().to_dict()
         self.std = values.std(ddof=0).replace(0, 1.0).to_dict()
-        self.categories = {c: sorted(frame[c].astype(str).unique().tolist()) for c in self.features.categorical}
+        self.categories = {c: sorted(self._category(frame, c).unique().tolist()) for c in self.features.categorical}
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -85,9 +92,7 @@ class FeatureTransform:
         values = self._numeric(frame)
         blocks = [((values - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)]
         for col, cats in self.categories.items():
-            if col not in frame:
-                raise CostnetError(f"features {self.features.name!r}: rows lack column {col!r}")
-            codes = pd.Categorical(frame[col].astype(str), categories=cats).codes
+            codes = pd.Categorical(self._category(frame, col), categories=cats).codes
             onehot = np.zeros((len(frame), len(cats)), np.float32)
             rows = np.flatnonzero(codes >= 0)
             onehot[rows, codes[rows]] = 1.0

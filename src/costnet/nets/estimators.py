@@ -216,6 +216,9 @@ class Paleo(Estimator):
     def _fit(rows: pd.DataFrame) -> tuple[float, float]:
         y = target(rows)
         a = rows[["t_compute_ms", "t_memory_ms"]].to_numpy(float) / y[:, None]  # relative error weights
+        if not np.isfinite(a).all():
+            raise CostnetError("paleo needs each device's peak FLOP/s and bandwidth (hw_peak_gflops, "
+                               "hw_bandwidth_gbs); collect with measure_peaks=true")
         coef, _ = nnls(a, np.ones(len(y)))
         return float(coef[0]), float(coef[1])
 

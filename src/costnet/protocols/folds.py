@@ -52,8 +52,11 @@ def make_folds(frame: pd.DataFrame, protocol: Mapping[str, Any], seed: int) -> l
         if len(devices) < 2:
             raise CostnetError(f"{name} needs at least two devices, the data has {devices}")
         frac = float(protocol["val_fraction"])
+        held_out = [str(d) for d in (protocol.get("held_out") or devices)]
+        if unknown := sorted(set(held_out) - set(devices)):
+            raise CostnetError(f"{name}: held_out devices {unknown} not in the data, which has {devices}")
         folds = []
-        for held in devices:
+        for held in held_out:
             others = frame[frame["device"] != held]
             train, val = split(others, [1 - frac, frac], seed)
             folds.append(Fold(f"without-{held}", [d for d in devices if d != held], [held], train, val,
