@@ -107,3 +107,16 @@ def test_protocol_folds_never_leak() -> None:
         held = fold.test_devices[0]
         assert held not in set(fold.train["device"]) | set(fold.val["device"])
         assert len(fold.test) == (frame["device"] == held).sum()
+
+
+def test_ensemble_with_relative_loss_round_trips(tmp_path: Path) -> None:
+    train, test = synthetic(1500, 1), synthetic(300, 3)
+    cfg = MLPConfig(depth=2, width=64, max_epochs=30, patience=30, batch_size=128, loss="relative", ensemble=2)
+    est = MLPEstimator(FEATURES, cfg).fit(train, synthetic(200, 2))
+    assert len(est.nets) == 2
+    single = np.exp(np.mean([np.log(MLPEstimator.from_state({**est.state(), "weights": [w]}).predict(test))
+                             for w in est.state()["weights"]], axis=0))
+    assert np.allclose(est.predict(test), single, rtol=1e-5)  # the ensemble averages log times
+    loaded = load_predictor(Predictor(est, {"op": "dense"}).save(tmp_path / "e.pt"))
+    assert np.allclose(loaded.predict(test), est.predict(enrich(test)), rtol=1e-5)
+    assert metrics(test["time_median_ms"].to_numpy(), est.predict(test))["mre"] < 0.25

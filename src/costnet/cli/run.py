@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import warnings
 from pathlib import Path
 
 from hydra import compose
@@ -10,10 +13,14 @@ from omegaconf import DictConfig
 from costnet.cli.common import run_hydra
 from costnet.collect.runner import collect
 from costnet.data.info import info
+from costnet.protocols.train import run_training, summary_table
 
 
 def _task(cfg: DictConfig) -> None:
-    data = Path(str(cfg.out)) / "data"
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    out = Path(str(cfg.out))
+    data = out / "data"
     for name, overrides in cfg.collect.items():
         print(f"== collect {name}")
         job = compose(config_name="collect", overrides=[
@@ -21,6 +28,14 @@ def _task(cfg: DictConfig) -> None:
         print("\n".join(collect(job).lines()))
     print("== dataset")
     print(info(data))
+    for name, overrides in cfg.train.items():
+        print(f"== train {name} (test rows: 10 % of the collection, never used for fitting)")
+        job = compose(config_name="train", overrides=[
+            *overrides, "dataset=local", f"dataset.path={data}", f"out={out / 'train' / name}",
+            f"seed={cfg.seed}"])
+        print(summary_table(run_training(job)))
+        manifest = json.loads((out / "train" / name / "manifest.json").read_text())
+        print(f"artifacts: {[a['path'] for a in manifest['artifacts']]} in {out / 'train' / name}")
 
 
 def main() -> None:

@@ -5,59 +5,103 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from costnet.data.store import atomic_write_bytes
-from costnet.timing.timer import TimingConfig, clock_for, measure
+from costnet.errors import CostnetError
+from costnet.hardware.cpu import model_name
+from costnet.timing.timer import Clock, clock_for
 
-_TIMING = TimingConfig(warmup_runs=1, min_runs=3, max_runs=5, rel_spread=0.02, min_block_s=0.0,
-                       budget_s=1.0)
-
-
-def measure_peaks(device: torch.device, name: str) -> dict[str, float]:
-    """Best-of-several GFLOP/s of a large float32 matmul and GB/s of a large copy.
-
-    FLOPs of an n x n matmul: 2 n^3 (one multiply and one add per term). A copy
-    moves 2 x nbytes (read the source, write the destination).
-    """
-    n = 8192 if device.type == "cuda" else 2048
-    a = torch.rand(n, n, device=device)
-    b = torch.rand(n, n, device=device)
-    clock = clock_for(device)
-    with torch.inference_mode():
-        mm = measure(lambda: a @ b, _TIMING, clock)
-        src = torch.empty((1 << 30 if device.type == "cuda" else 1 << 28) // 4, device=device)
-        dst = torch.empty_like(src)
-        copy = measure(lambda: dst.copy_(src), _TIMING, clock)
-    return {
-        "measured_peak_gflops": 2 * n**3 / min(mm.samples) / 1e9,
-        "measured_bandwidth_gbs": 2 * src.nbytes / min(copy.samples) / 1e9,
-    }
+PEAK_KEYS = ("measured_peak_gflops", "measured_bandwidth_gbs")
+MATMUL_N = {"cpu": 2048, "cuda": 8192}  # square matmul side
+COPY_BYTES = {"cpu": 256 << 20, "cuda": 1 << 30}  # well past any last-level cache
+REPEATS = {"cpu": 3, "cuda": 10}  # timed repetitions after one warm-up call (CPU: ~2 s on 2 cores)
 
 
-def cache_dir() -> Path:
-    """``$COSTNET_CACHE_DIR`` or ``~/.cache/costnet``."""
-    return Path(os.environ.get("COSTNET_CACHE_DIR", Path.home() / ".cache" / "costnet"))
+def _best_seconds(fn: Callable[[], object], clock: Clock, repeats: int) -> float:
+    """Shortest of ``repeats`` timed calls of ``fn``, after one untimed warm-up call."""
+    fn()  # allocations, page faults, kernel and algorithm selection
+    return min(clock.time_block(fn, 1) for _ in range(repeats))
 
 
-def cached_peaks(device: torch.device, name: str, threads: int) -> dict[str, Any]:
-    """:func:`measure_peaks`, measured once per (device, model, threads, torch) and cached."""
-    key = hashlib.sha1(json.dumps([device.type, name, threads, torch.__version__]).encode()).hexdigest()[:12]
-    path = cache_dir() / "hardware" / f"{key}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            pass  # a damaged cache is measured again
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+def _matmul_gflops(device: torch.device, dtype: torch.dtype, clock: Clock) -> float:
+    """GFLOP/s of an n x n matmul: 2 n^3 FLOPs (a multiply and an add per term)."""
+    n = MATMUL_N[device.type]
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    # float32 on CUDA stays true fp32 unless torch.backends.cuda.matmul.allow_tf32 was set (off by default).
+    seconds = _best_seconds(lambda: torch.mm(a, b, out=out), clock, REPEATS[device.type])
+    return 2 * n**3 / seconds / 1e9
+
+
+def _copy_gbs(device: torch.device, dtype: torch.dtype, clock: Clock) -> float:
+    """GB/s of a large tensor copy: 2 x nbytes moved (read the source, write the destination)."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    # ones, not empty: untouched pages of the source would read from the kernel's shared zero page.
+    src = torch.ones(COPY_BYTES[device.type] // itemsize, device=device, dtype=dtype)
+    dst = torch.empty_like(src)
+    seconds = _best_seconds(lambda: dst.copy_(src), clock, REPEATS[device.type])
+    return 2 * src.nbytes / seconds / 1e9
+
+
+def measure_peaks(device: torch.device, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Best-of-several matmul GFLOP/s and copy GB/s on ``device`` (CUDA timed with events)."""
+    clock = clock_for(device)  # perf_counter on CPU; CUDA events after a synchronize on CUDA
+    peaks = {"measured_peak_gflops": _matmul_gflops(device, dtype, clock),
+             "measured_bandwidth_gbs": _copy_gbs(device, dtype, clock)}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # hand the benchmark's ~2.75 GiB back to the device
+    return peaks
+
+
+def default_cache_dir() -> Path:
+    """``$COSTNET_CACHE_DIR``, else ``~/.cache/costnet``."""
+    return Path(os.environ.get("COSTNET_CACHE_DIR") or Path.home() / ".cache" / "costnet")
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else model_name()
+
+
+def _read(path: Path) -> dict[str, float] | None:
+    """The peaks cached at ``path``; None when missing or damaged (then measured again)."""
     try:
-        peaks = measure_peaks(device, name)
+        cached = json.loads(path.read_text())
+        peaks = {key: float(cached[key]) for key in PEAK_KEYS}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return peaks if all(value > 0 for value in peaks.values()) else None
+
+
+def cached_peaks(device: torch.device, threads: int, cache_dir: Path | None = None) -> dict[str, float]:
+    """:func:`measure_peaks` with ``threads`` torch threads, measured once per machine and cached.
+
+    The cache file is ``<cache_dir>/hardware/<key>.json``, the key a short sha1 of
+    the device kind, its model name, ``threads`` and the torch version.
+    """
+    if threads < 1:
+        raise CostnetError(f"threads must be >= 1, got {threads}")
+    device = torch.device(device)
+    context = {"device": device.type, "name": _device_name(device), "threads": threads,
+               "torch_version": torch.__version__}
+    key = hashlib.sha1(json.dumps(list(context.values())).encode()).hexdigest()[:12]
+    path = (cache_dir or default_cache_dir()) / "hardware" / f"{key}.json"
+    peaks = _read(path)
+    if peaks is not None:
+        return peaks
+    previous = torch.get_num_threads()
+    if previous != threads:
+        torch.set_num_threads(threads)
+    try:
+        peaks = measure_peaks(device)
     finally:
-        torch.set_num_threads(previous)
+        if previous != threads:
+            torch.set_num_threads(previous)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, json.dumps(peaks).encode())
+    atomic_write_bytes(path, json.dumps({**context, **peaks}, indent=1).encode())
     return peaks

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -53,14 +53,18 @@ class Estimator:
 
 
 class MLPEstimator(Estimator):
-    """The Lightning MLP on a feature set, regressing standardized log time."""
+    """The Lightning MLP on a feature set, regressing standardized log time.
+
+    With ``ensemble > 1`` it trains that many MLPs from different seeds on the
+    same rows and averages their log-time predictions.
+    """
 
     kind = "mlp"
 
     def __init__(self, features: FeatureSet, cfg: MLPConfig) -> None:
         self.features, self.cfg = features, cfg
         self.transform = FeatureTransform(features)
-        self.net: torch.nn.Sequential | None = None
+        self.nets: list[torch.nn.Sequential] = []
         self.y_mean, self.y_std = 0.0, 1.0
         self.history: dict[str, float] = {}
 
@@ -68,55 +72,63 @@ class MLPEstimator(Estimator):
         return self.transform.transform(frame), (np.log(target(frame)) - self.y_mean) / self.y_std
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False) -> MLPEstimator:
+        from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
+
         self.transform.fit(train)
         logy = np.log(target(train))
         self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)
-        from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
-
-        torch.manual_seed(self.cfg.seed)  # initial weights are part of a seeded run
-        self.net = build_mlp(self.transform.width, self.cfg)
-        self.history = dict(train_mlp(self.net, self.cfg, *self._xy(train), *self._xy(val), loggers=loggers))
+        data = (*self._xy(train), *self._xy(val))
+        self.nets = []
+        for member in range(self.cfg.ensemble):
+            cfg = replace(self.cfg, seed=self.cfg.seed + member)
+            torch.manual_seed(cfg.seed)  # initial weights are part of a seeded run
+            net = build_mlp(self.transform.width, cfg)
+            self.history = dict(train_mlp(net, cfg, *data, loggers=loggers if member == 0 else False,
+                                          y_scale=self.y_std))
+            self.nets.append(net)
         return self
 
     def fine_tune(self, rows: pd.DataFrame, cfg: MLPConfig, freeze: str = "none") -> MLPEstimator:
-        """Continue training on ``rows`` (few-shot); scalers stay as fitted.
+        """Continue training every member on ``rows`` (few-shot); scalers stay as fitted.
 
         ``freeze``: ``none``; ``body`` trains only the output layer; ``first``
         freezes the first hidden layer.
         """
-        assert self.net is not None, "fit before fine_tune"
-        linears = [m for m in self.net if isinstance(m, torch.nn.Linear)]
-        frozen = {"none": [], "body": linears[:-1], "first": linears[:1]}
-        if freeze not in frozen:
-            raise CostnetError(f"unknown freeze option {freeze!r}: choose from {list(frozen)}")
-        for layer in frozen[freeze]:
-            layer.requires_grad_(False)
         from costnet.nets.training import train_mlp
 
+        assert self.nets, "fit before fine_tune"
+        if freeze not in ("none", "body", "first"):
+            raise CostnetError(f"unknown freeze option {freeze!r}: choose from ['none', 'body', 'first']")
         x, y = self._xy(rows)
-        self.history = dict(train_mlp(self.net, cfg, x, y, x, y))
-        self.net.requires_grad_(True)
+        for net in self.nets:
+            linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+            for layer in {"none": [], "body": linears[:-1], "first": linears[:1]}[freeze]:
+                layer.requires_grad_(False)
+            self.history = dict(train_mlp(net, cfg, x, y, x, y, y_scale=self.y_std))
+            net.requires_grad_(True)
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        assert self.net is not None, "fit before predict"
-        self.net.eval()
+        assert self.nets, "fit before predict"
+        x = torch.from_numpy(self.transform.transform(frame))
         with torch.inference_mode():
-            z = self.net(torch.from_numpy(self.transform.transform(frame))).squeeze(-1).numpy()
+            z = torch.stack([net.eval()(x).squeeze(-1) for net in self.nets]).mean(0).numpy()
         return np.exp(z.astype(float) * self.y_std + self.y_mean)
 
     def state(self) -> dict[str, Any]:
-        assert self.net is not None
+        assert self.nets
         return {"kind": self.kind, "features": self.transform.state(), "config": asdict(self.cfg),
-                "weights": self.net.state_dict(), "y_mean": self.y_mean, "y_std": self.y_std}
+                "weights": [net.state_dict() for net in self.nets], "y_mean": self.y_mean, "y_std": self.y_std}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> MLPEstimator:
         transform = FeatureTransform.from_state(state["features"])
         est = cls(transform.features, MLPConfig(**state["config"]))
         est.transform, est.y_mean, est.y_std = transform, state["y_mean"], state["y_std"]
-        est.net = build_mlp(transform.width, est.cfg)
-        est.net.load_state_dict(state["weights"])
+        for weights in state["weights"]:
+            net = build_mlp(transform.width, est.cfg)
+            net.load_state_dict(weights)
+            est.nets.append(net)
         return est
 
 

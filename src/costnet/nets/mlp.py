@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from costnet.errors import CostnetError
@@ -20,7 +21,7 @@ class MLPConfig:
     width: int = 256
     dropout: float = 0.0
     activation: str = "relu"
-    loss: str = "mse"  # on standardized log time: mse | l1 | huber
+    loss: str = "mse"  # on standardized log time: mse | l1 | huber; or relative: mean |pred / y - 1|
     lr: float = 2e-3
     weight_decay: float = 1e-5
     schedule: str = "cosine"  # cosine | plateau | none
@@ -28,6 +29,7 @@ class MLPConfig:
     max_epochs: int = 300
     patience: int = 40  # epochs without validation improvement before stopping
     seed: int = 0
+    ensemble: int = 1  # MLPs trained from seeds seed, seed + 1, ...; predictions averaged in log space
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -39,11 +41,24 @@ class MLPConfig:
             raise CostnetError(f"mlp: unknown loss {self.loss!r}: choose from {list(LOSSES)}")
         if self.schedule not in ("cosine", "plateau", "none"):
             raise CostnetError(f"mlp: unknown schedule {self.schedule!r}: choose from cosine, plateau, none")
+        if self.ensemble < 1:
+            raise CostnetError(f"mlp: ensemble must be >= 1, got {self.ensemble}")
         if not 0 <= self.dropout < 1:
             raise CostnetError(f"mlp: dropout must be in [0, 1), got {self.dropout}")
 
 
-LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": lambda: nn.HuberLoss(delta=0.5)}
+class RelativeError(nn.Module):
+    """Mean |pred / y - 1| computed from standardized log times (``scale``: the log-time std)."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.expm1((pred - target) * self.scale).abs().mean()
+
+
+LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": lambda: nn.HuberLoss(delta=0.5), "relative": RelativeError}
 
 
 def build_mlp(inputs: int, cfg: MLPConfig) -> nn.Sequential:

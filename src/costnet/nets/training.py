@@ -11,16 +11,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from costnet.nets.mlp import LOSSES, MLPConfig
+from costnet.nets.mlp import LOSSES, MLPConfig, RelativeError
 
 
 class LitRegressor(pl.LightningModule):
     """Regresses standardized log time; logs train and validation losses."""
 
-    def __init__(self, net: nn.Module, cfg: MLPConfig, steps_per_epoch: int) -> None:
+    def __init__(self, net: nn.Module, cfg: MLPConfig, steps_per_epoch: int, y_scale: float) -> None:
         super().__init__()
         self.net, self.cfg, self.steps_per_epoch = net, cfg, steps_per_epoch
-        self.loss = LOSSES[cfg.loss]()
+        self.loss = RelativeError(y_scale) if cfg.loss == "relative" else LOSSES[cfg.loss]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
@@ -77,12 +77,16 @@ class BestWeights(pl.Callback):
 
 
 def train_mlp(net: nn.Module, cfg: MLPConfig, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
-              y_val: np.ndarray, loggers: list[Any] | bool = False) -> Mapping[str, float]:
-    """Fit ``net`` in place on (x, y), early-stopping on (x_val, y_val); restore the best epoch."""
+              y_val: np.ndarray, loggers: list[Any] | bool = False, y_scale: float = 1.0) -> Mapping[str, float]:
+    """Fit ``net`` in place on (x, y), early-stopping on (x_val, y_val); restore the best epoch.
+
+    ``y`` is standardized log time; ``y_scale`` (its standard deviation) lets the
+    relative-error loss work in milliseconds' ratios.
+    """
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     train = BatchLoader(x, y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val = BatchLoader(x_val, y_val, 8192, shuffle=False, seed=cfg.seed)
-    module = LitRegressor(net, cfg, len(train))
+    module = LitRegressor(net, cfg, len(train), y_scale)
     best = BestWeights()
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator="cpu", devices=1, deterministic=True, logger=loggers,
