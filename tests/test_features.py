@@ -95,6 +95,9 @@ def test_transform_is_fitted_on_training_rows_only() -> None:
     assert x_other[1, 1:].tolist() == [1, 0]
     restored = FeatureTransform.from_state(t.state())
     assert np.array_equal(restored.transform(other), x_other)
+    mixed = pd.DataFrame({"batch": [1, 2, 3], "padding": ["same", None, "valid"]})  # dense rows lack padding
+    codes = FeatureTransform(FeatureSet("m", ("batch",), ("padding",))).fit(mixed).transform(mixed)
+    assert codes[:, 1:].sum(axis=1).tolist() == [1, 1, 1]
 
 
 @pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")

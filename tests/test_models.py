@@ -120,3 +120,16 @@ def test_ensemble_with_relative_loss_round_trips(tmp_path: Path) -> None:
     loaded = load_predictor(Predictor(est, {"op": "dense"}).save(tmp_path / "e.pt"))
     assert np.allclose(loaded.predict(test), est.predict(enrich(test)), rtol=1e-5)
     assert metrics(test["time_median_ms"].to_numpy(), est.predict(test))["mre"] < 0.25
+
+
+def test_roofline_relative_target_carries_to_an_unseen_device() -> None:
+    """Trained on one device only, the roofline-relative MLP still scales to another's peaks."""
+    rows = synthetic(4000, 1)
+    fast, slow = rows[rows["device"] == "fast"], rows[rows["device"] == "slow"]
+    features = FeatureSet("t", ("batch", "in_features", "out_features", "flops", "bytes"), ("mode",))
+    errors = {}
+    for relative_to in ("none", "roofline"):
+        cfg = MLPConfig(depth=2, width=64, max_epochs=30, patience=30, batch_size=128, relative_to=relative_to)
+        est = MLPEstimator(features, cfg).fit(fast, fast.iloc[:200])
+        errors[relative_to] = metrics(slow["time_median_ms"].to_numpy(), est.predict(slow))["mre"]
+    assert errors["roofline"] < 0.15 < errors["none"]

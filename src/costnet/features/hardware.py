@@ -31,6 +31,13 @@ def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# Record fields behind each feature for devices outside the catalog (CPUs, unknown GPUs).
+_RECORD_FIELDS = {
+    "cpu": {"hw_cores": "threads", "hw_clock_mhz": "max_frequency_mhz", "hw_bus_width_bits": None},
+    "cuda": {"hw_cores": "sm_count", "hw_clock_mhz": "max_sm_clock_mhz", "hw_bus_width_bits": "memory_bus_width_bits"},
+}
+
+
 def _measured(record: Mapping[str, Any], key: str) -> float:
     """A measured peak, NaN when it was not measured (collect with measure_peaks=false)."""
     value = record.get(key)
@@ -38,26 +45,19 @@ def _measured(record: Mapping[str, Any], key: str) -> float:
 
 
 def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Feature values of a hardware record written by ``costnet-collect``."""
-    if record.get("kind") == "cuda" and record.get("catalog_name"):
+    """Feature values of a hardware record written by ``costnet-collect``.
+
+    Catalogued GPUs get their spec sheet; other devices their measured peaks.
+    """
+    kind = "cuda" if record.get("kind") == "cuda" else "cpu"
+    if kind == "cuda" and record.get("catalog_name"):
         from costnet.hardware.catalog import lookup
         return from_catalog(lookup(str(record["catalog_name"])))
-    if record.get("kind") == "cuda":
-        return {
-            "hw_peak_gflops": _measured(record, "measured_peak_gflops"),
-            "hw_bandwidth_gbs": _measured(record, "measured_bandwidth_gbs"),
-            "hw_cores": float(record.get("sm_count") or 0),
-            "hw_clock_mhz": float(record.get("max_sm_clock_mhz") or 0),
-            "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
-            "hw_bus_width_bits": float(record.get("memory_bus_width_bits") or 0),
-            "hw_interconnect": "unknown",
-        }
+    fields = _RECORD_FIELDS[kind]
     return {
         "hw_peak_gflops": _measured(record, "measured_peak_gflops"),
         "hw_bandwidth_gbs": _measured(record, "measured_bandwidth_gbs"),
-        "hw_cores": float(record.get("threads") or 0),
-        "hw_clock_mhz": float(record.get("max_frequency_mhz") or 0),
+        **{feature: float(record.get(key) or 0) if key else 0.0 for feature, key in fields.items()},
         "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
-        "hw_bus_width_bits": 0.0,
-        "hw_interconnect": "host",
+        "hw_interconnect": "host" if kind == "cpu" else "unknown",
     }

@@ -77,7 +77,9 @@ class FeatureTransform:
     def _category(self, frame: pd.DataFrame, col: str) -> pd.Series:
         if col not in frame and col not in CONFIG:
             raise CostnetError(f"features {self.features.name!r}: rows lack column {col!r}")
-        return frame[col].astype(str) if col in frame else pd.Series("n/a", index=frame.index)
+        if col not in frame:
+            return pd.Series("n/a", index=frame.index)
+        return frame[col].astype(object).where(frame[col].notna(), "n/a").astype(str)
 
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
         values = self._numeric(frame)

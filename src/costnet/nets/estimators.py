@@ -68,14 +68,28 @@ class MLPEstimator(Estimator):
         self.y_mean, self.y_std = 0.0, 1.0
         self.history: dict[str, float] = {}
 
+    def _base(self, frame: pd.DataFrame) -> np.ndarray:
+        """Log of the time the MLP predicts relative to: 1 ms, or the roofline estimate.
+
+        With ``relative_to: roofline`` the network learns how far each layer falls
+        short of the device's roofline, and the hardware enters through the
+        analytical estimate too, which carries over to devices never trained on.
+        """
+        if self.cfg.relative_to == "none":
+            return np.zeros(len(frame))
+        if "t_roofline_ms" not in frame or not np.all(frame["t_roofline_ms"].to_numpy(float) > 0):
+            raise CostnetError("mlp relative_to=roofline needs hardware peaks (t_roofline_ms) for every row")
+        return np.log(frame["t_roofline_ms"].to_numpy(float))
+
     def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        return self.transform.transform(frame), (np.log(target(frame)) - self.y_mean) / self.y_std
+        logy = np.log(target(frame)) - self._base(frame)
+        return self.transform.transform(frame), (logy - self.y_mean) / self.y_std
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False) -> MLPEstimator:
         from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
 
         self.transform.fit(train)
-        logy = np.log(target(train))
+        logy = np.log(target(train)) - self._base(train)
         self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)
         data = (*self._xy(train), *self._xy(val))
         self.nets = []
@@ -113,7 +127,7 @@ class MLPEstimator(Estimator):
         x = torch.from_numpy(self.transform.transform(frame))
         with torch.inference_mode():
             z = torch.stack([net.eval()(x).squeeze(-1) for net in self.nets]).mean(0).numpy()
-        return np.exp(z.astype(float) * self.y_std + self.y_mean)
+        return np.exp(z.astype(float) * self.y_std + self.y_mean + self._base(frame))
 
     def state(self) -> dict[str, Any]:
         assert self.nets

@@ -30,6 +30,7 @@ class MLPConfig:
     patience: int = 40  # epochs without validation improvement before stopping
     seed: int = 0
     ensemble: int = 1  # MLPs trained from seeds seed, seed + 1, ...; predictions averaged in log space
+    relative_to: str = "none"  # none: regress log time; roofline: log(time / roofline estimate)
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -41,6 +42,8 @@ class MLPConfig:
             raise CostnetError(f"mlp: unknown loss {self.loss!r}: choose from {list(LOSSES)}")
         if self.schedule not in ("cosine", "plateau", "none"):
             raise CostnetError(f"mlp: unknown schedule {self.schedule!r}: choose from cosine, plateau, none")
+        if self.relative_to not in ("none", "roofline"):
+            raise CostnetError(f"mlp: relative_to must be 'none' or 'roofline', got {self.relative_to!r}")
         if self.ensemble < 1:
             raise CostnetError(f"mlp: ensemble must be >= 1, got {self.ensemble}")
         if not 0 <= self.dropout < 1:

@@ -71,7 +71,10 @@ class Run:
 
     def score(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray, train_s: float,
               k: int | None = None) -> None:
-        for row in metrics_by(test, pred, ["device"]).to_dict("records"):
+        rows = metrics_by(test, pred, ["device"]).to_dict("records")
+        if len(rows) > 1:  # a model tested on several devices is also scored on all its rows pooled
+            rows.append({"device": "all", **metrics(test["time_median_ms"].to_numpy(), pred)})
+        for row in rows:
             self.rows.append({"protocol": self.cfg.protocol.name, "op": self.op, "fold": fold.name,
                               "model": model, "k": k, "train_s": train_s, **row})
 
