@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -11,11 +11,11 @@ NVML_FIELDS = ("max_sm_clock_mhz", "max_memory_clock_mhz", "memory_bus_width_bit
                "pcie_width")
 
 
-def _call(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)``, or None when NVML cannot answer (old driver, old bindings, no permission)."""
+def _call(nvml: ModuleType, function: str, *args: Any) -> Any:
+    """``nvml.<function>(*args)``, or None when NVML cannot answer (old driver or bindings, no permission)."""
     try:
-        return fn(*args)
-    except Exception:  # pynvml.NVMLError subclasses, AttributeError for functions old bindings lack
+        return getattr(nvml, function)(*args)
+    except Exception:  # pynvml.NVMLError subclasses; AttributeError for functions old bindings lack
         return None
 
 
@@ -33,17 +33,17 @@ def _nvml(uuid: str | None) -> dict[str, Any]:
     try:
         # By UUID, not index: CUDA and NVML number devices differently under CUDA_VISIBLE_DEVICES
         # or the default fastest-first CUDA_DEVICE_ORDER. NVML writes GPU UUIDs as "GPU-<uuid>".
-        handle = _call(pynvml.nvmlDeviceGetHandleByUUID, f"GPU-{uuid}".encode())
+        handle = _call(pynvml, "nvmlDeviceGetHandleByUUID", f"GPU-{uuid}".encode())
         if handle is not None:
             info.update(
-                max_sm_clock_mhz=_call(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_SM),
-                max_memory_clock_mhz=_call(pynvml.nvmlDeviceGetMaxClockInfo, handle, pynvml.NVML_CLOCK_MEM),
-                memory_bus_width_bits=_call(pynvml.nvmlDeviceGetMemoryBusWidth, handle),
-                pcie_generation=_call(pynvml.nvmlDeviceGetMaxPcieLinkGeneration, handle),
-                pcie_width=_call(pynvml.nvmlDeviceGetMaxPcieLinkWidth, handle),
+                max_sm_clock_mhz=_call(pynvml, "nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_SM),
+                max_memory_clock_mhz=_call(pynvml, "nvmlDeviceGetMaxClockInfo", handle, pynvml.NVML_CLOCK_MEM),
+                memory_bus_width_bits=_call(pynvml, "nvmlDeviceGetMemoryBusWidth", handle),
+                pcie_generation=_call(pynvml, "nvmlDeviceGetMaxPcieLinkGeneration", handle),
+                pcie_width=_call(pynvml, "nvmlDeviceGetMaxPcieLinkWidth", handle),
             )
     finally:
-        _call(pynvml.nvmlShutdown)
+        _call(pynvml, "nvmlShutdown")
     return info
 
 
