@@ -109,18 +109,22 @@ class Run:
         return table
 
 
-def fit(est: Estimator, fold: Fold, cfg: DictConfig, out: Path, tag: str) -> float:
-    """Fit ``est`` on the fold; MLPs log to CSV (and W&B); returns seconds taken."""
+def fit_and_predict(est: Estimator, fold: Fold, cfg: DictConfig, out: Path, tag: str) -> tuple[float, np.ndarray]:
+    """Fit ``est`` on the fold and predict its test rows; returns (seconds to fit, predictions).
+
+    MLPs log training curves to CSV (and W&B), then their test metrics.
+    """
     start = time.perf_counter()
-    if isinstance(est, MLPEstimator):
-        loggers = make_loggers(cfg.tracking, out, tag, group=f"{cfg.protocol.name}-{cfg.op}",
-                               config=OmegaConf.to_container(cfg, resolve=True))
-        est.fit(fold.train, fold.val, loggers=loggers)
-        seconds = time.perf_counter() - start
-        finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), est.predict(fold.test)))
-        return seconds
-    est.fit(fold.train, fold.val)
-    return time.perf_counter() - start
+    if not isinstance(est, MLPEstimator):
+        est.fit(fold.train, fold.val)
+        return time.perf_counter() - start, est.predict(fold.test)
+    loggers = make_loggers(cfg.tracking, out, tag, group=f"{cfg.protocol.name}-{cfg.op}",
+                           config=OmegaConf.to_container(cfg, resolve=True))
+    est.fit(fold.train, fold.val, loggers=loggers)
+    seconds = time.perf_counter() - start
+    pred = est.predict(fold.test)
+    finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), pred))
+    return seconds, pred
 
 
 def few_shot(run: Run, fold: Fold, name: str, model_cfg: Mapping[str, Any], base: Estimator,
@@ -166,8 +170,7 @@ def run_training(cfg: DictConfig) -> pd.DataFrame:
         for name, model_cfg in models.items():
             keep = name == primary or bool(cfg.save_baselines)
             est = make_estimator(model_cfg, features, int(cfg.seed))
-            train_s = fit(est, fold, cfg, out, f"{fold.name}-{name}")
-            pred = est.predict(fold.test)
+            train_s, pred = fit_and_predict(est, fold, cfg, out, f"{fold.name}-{name}")
             run.plot(fold, name, fold.test, pred)
             if cfg.protocol.name == "fewshot":
                 few_shot(run, fold, name, model_cfg, est, features, keep)
