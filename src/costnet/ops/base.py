@@ -108,6 +108,11 @@ def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
     raise CostnetError(f"unknown padding {padding!r}: choose from {list(PADDINGS)}")
 
 
+def channel_cap(budget: float, size: int) -> int:
+    """Largest channel count below ``budget / size`` (Justus et al. 2018, Sec. III-A), at least 1."""
+    return max(1, math.ceil(budget / size) - 1)
+
+
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow 'same' padding (before, after) of one spatial dimension."""
     out = math.ceil(size / stride)

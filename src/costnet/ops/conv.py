@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import (ACTIVATIONS, PADDINGS, Elements, Op, Padded, Params, activation,
+from costnet.ops.base import (ACTIVATIONS, PADDINGS, Elements, Op, Padded, Params, activation, channel_cap,
                               output_size, tensor, spatial_padding)
 
 
@@ -33,8 +32,7 @@ class Conv2d(Op):
 
     def _common(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         size = p.int("size", rng)
-        # Channels stay below channel_budget / size (Justus et al. 2018, Sec. III-A).
-        cap = max(1, math.ceil(p.settings["channel_budget"] / size) - 1)
+        cap = channel_cap(p.settings["channel_budget"], size)
         return {
             "batch": p.int("batch", rng),
             "size": size,

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from costnet.ops.base import PADDINGS, Elements, Op, Padded, Params, output_size, tensor, spatial_padding
+from costnet.ops.base import (PADDINGS, Elements, Op, Padded, Params, channel_cap, output_size,
+                              spatial_padding, tensor)
 
 POOLS = ("max", "avg")
 
@@ -34,7 +35,7 @@ class Pool2d(Op):
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         size = p.int("size", rng)
-        cap = max(1, math.ceil(p.settings["channel_budget"] / size) - 1)
+        cap = channel_cap(p.settings["channel_budget"], size)
         return {
             "batch": p.int("batch", rng),
             "size": size,
