@@ -123,3 +123,10 @@ def test_data_info_cli(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "costnet.cli.data", "info", str(tmp_path / "no")],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_use_optimizers_restricts_the_draws(tmp_path: Path) -> None:
+    run(tmp_path, "n=12", "use_optimizers=[sgd]", "modes.forward=0")
+    assert set(load_dataset(tmp_path)["optimizer"]) == {"sgd"}
+    with pytest.raises(Exception, match="lamb"):
+        run(tmp_path / "bad", "n=1", "use_optimizers=[lamb]")

@@ -83,11 +83,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def drawn_optimizers(cfg: DictConfig) -> tuple[str, ...]:
+    """The optimizers a run draws from: ``use_optimizers`` if given, else all configured."""
+    names = tuple(cfg.get("use_optimizers") or cfg.optimizers)
+    if unknown := [n for n in names if n not in cfg.optimizers]:
+        raise CostnetError(f"use_optimizers names unknown optimizers {unknown}: choose from {list(cfg.optimizers)}")
+    return names
+
+
 def run_key(cfg: DictConfig, hardware_id: str) -> str:
     """Hash of what defines a run: space, timing, mix, dtypes, seed, guard, machine."""
     keyed = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in ("space", "timing", "modes", "optimizers", "dtypes", "seed", "memory_budget_gb")}
     keyed["hardware_id"] = hardware_id
+    if cfg.get("use_optimizers"):  # only when set, so the keys of earlier runs stay valid
+        keyed["use_optimizers"] = list(cfg.use_optimizers)
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -111,7 +121,7 @@ def collect(cfg: DictConfig) -> Summary:
         raise CostnetError(f"n must be >= 0, got {cfg.n}")
     ensure_writable(out)
     space = load_space(cfg.space)
-    plan = Plan(space, int(cfg.seed), dict(cfg.modes), tuple(cfg.optimizers), tuple(cfg.dtypes))
+    plan = Plan(space, int(cfg.seed), dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
     threads = int(cfg.threads) if cfg.threads else torch.get_num_threads()

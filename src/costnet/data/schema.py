@@ -101,6 +101,11 @@ CONFIG: dict[str, pa.DataType] = {
     "features": pa.int64(),
     "hidden_size": pa.int64(),
     "layers": pa.int64(),
+    "rows": pa.int64(),  # softmax rows per sample
+    "fn": pa.string(),  # elementwise function (relu, gelu, add...)
+    "p": pa.float64(),  # dropout probability
+    "target_size": pa.int64(),  # adaptive pooling output height = width
+    "vocab": pa.int64(),  # embedding rows
 }
 
 

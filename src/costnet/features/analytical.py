@@ -25,6 +25,22 @@ UPDATE_FLOPS = {"none": 0, "sgd": 2, "momentum": 4, "adagrad": 5, "adadelta": 10
 # Elementwise FLOPs per output element of each activation (forward).
 ACTIVATION_FLOPS = {"none": 0, "relu": 1, "tanh": 5, "sigmoid": 4}
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+# Forward FLOPs per output element of the elementwise op's functions, counting each
+# operation of the defining formula (torch.nn docs) as 1 and exp/erf like a tanh
+# (as ACTIVATION_FLOPS does): relu6 = min(max(x, 0), 6); silu = x * sigmoid(x);
+# gelu = x/2 * (1 + erf(x / sqrt 2)); hardswish = x * relu6(x + 3) / 6.
+ELEMENTWISE_FLOPS = {"relu": 1, "relu6": 2, "sigmoid": 4, "tanh": 5, "silu": 5, "gelu": 9, "hardswish": 5,
+                     "add": 1, "mul": 1}
+# Batch norm per element (Ioffe & Szegedy 2015, Algorithm 1): normalize and scale-shift,
+# (x - mean) * inv_std * gamma + beta, is 4; a training step's forward first computes the
+# batch mean (1) and variance (3: subtract, square, accumulate).
+BATCHNORM_FLOPS = {"forward": 4, "train": 8}
+# Dropout in training draws a uniform number, compares it with p and scales the kept
+# values (about 3 per element); in forward mode (eval) it returns its input untouched.
+DROPOUT_FLOPS = {"forward": 0, "train": 3}
+# Softmax per element: max, subtract, exp, sum, divide (as the attention branch counts).
+SOFTMAX_FLOPS = 5
+INDEX_BYTES = 8  # int64 embedding indices
 
 
 def _col(frame: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
@@ -57,9 +73,16 @@ def padding_amounts(size: np.ndarray, kernel: np.ndarray, stride: np.ndarray, ou
 
 def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
     """Matrix and elementwise forward FLOPs, element counts of inputs, params and
-    outputs, and shape facts (output size, padding, alignment) of one op's rows."""
+    outputs, and shape facts (output size, padding, alignment) of one op's rows.
+
+    Optional keys: ``input_grad_mm`` (input-gradient products per forward product),
+    ``ew_bwd`` (backward elementwise FLOPs, default twice the forward's),
+    ``input_width`` (bytes per input element, default the dtype's) and
+    ``differentiable`` (0 where the inputs never take a gradient)."""
     b = _col(frame, "batch", 1)
     act = frame["activation"].map(ACTIVATION_FLOPS).fillna(0).to_numpy() if "activation" in frame else 0
+    mode = frame["mode"]
+    zeros = np.zeros(len(frame))
     if op in ("conv2d", "depthwise"):
         size, k, s = _col(frame, "size"), _col(frame, "kernel"), _col(frame, "stride", 1)
         cin, cout, g = _col(frame, "channels_in"), _col(frame, "channels_out"), _col(frame, "groups", 1)
@@ -109,6 +132,42 @@ def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
         return dict(mm=mm, ew=steps * layers * hid * 15, inputs=steps * fin, params=params,
                     outputs=steps * hid, out_size=np.zeros(len(frame)), align_in=alignment(fin),
                     align_out=alignment(hid))
+    if op == "batchnorm2d":
+        c = _col(frame, "channels_in")
+        n = b * c * _col(frame, "size") ** 2
+        return dict(mm=zeros, ew=n * mode.map(BATCHNORM_FLOPS).fillna(4).to_numpy(), inputs=n, params=2 * c,
+                    outputs=n, out_size=zeros, align_in=alignment(c), align_out=alignment(c))
+    if op in ("elementwise", "dropout"):
+        f = _col(frame, "features")
+        n = b * f
+        if op == "elementwise":
+            per = frame["fn"].map(ELEMENTWISE_FLOPS).fillna(1).to_numpy()
+            operands = np.where(frame["fn"].isin(("add", "mul")).to_numpy(), 2.0, 1.0)
+        else:
+            per, operands = mode.map(DROPOUT_FLOPS).fillna(0).to_numpy(), 1.0
+        return dict(mm=zeros, ew=n * per, inputs=n * operands, params=zeros, outputs=n, out_size=zeros,
+                    align_in=alignment(f), align_out=alignment(f))
+    if op == "softmax":
+        f = _col(frame, "features")
+        n = b * _col(frame, "rows") * f
+        return dict(mm=zeros, ew=SOFTMAX_FLOPS * n, inputs=n, params=zeros, outputs=n, out_size=zeros,
+                    align_in=alignment(f), align_out=alignment(f))
+    if op == "adaptive_pool2d":
+        size, t, c = _col(frame, "size"), _col(frame, "target_size"), _col(frame, "channels_in")
+        # Output i pools rows floor(i*S/T) to ceil((i+1)*S/T) (torch's adaptive pooling); the
+        # windows' lengths sum to S + T - gcd(S, T) (each of the T - gcd(S, T) outputs whose
+        # window edge falls inside a row shares that row with its neighbour).
+        span = size + t - np.gcd(size.astype(np.int64), t.astype(np.int64))
+        return dict(mm=zeros, ew=b * c * span**2, inputs=b * c * size**2, params=zeros, outputs=b * c * t**2,
+                    out_size=t, align_in=alignment(c), align_out=alignment(c))
+    if op == "embedding":
+        f = _col(frame, "features")
+        tokens = b * _col(frame, "seq_len")
+        # forward gathers rows (no arithmetic); backward adds each output gradient into its
+        # row of the weight gradient; the indices take no gradient and are int64
+        return dict(mm=zeros, ew=zeros, ew_bwd=tokens * f, inputs=tokens, input_width=float(INDEX_BYTES),
+                    differentiable=0.0, params=_col(frame, "vocab") * f, outputs=tokens * f, out_size=zeros,
+                    align_out=alignment(f))
     raise CostnetError(f"no analytical model for op {op!r}")
 
 
@@ -119,16 +178,18 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         q = _per_op(rows, str(op))
         train = (rows["mode"] == "train").to_numpy()
         input_grad = rows["input_grad"].astype(float).to_numpy() if "input_grad" in rows else np.zeros(len(rows))
+        input_grad = input_grad * q.get("differentiable", 1.0)
         optimizer = rows["optimizer"].fillna("none")
         width = rows["dtype"].map(DTYPE_BYTES).fillna(4).to_numpy() if "dtype" in rows else 4
         has_params = (q["params"] > 0).astype(float)
         # backward: weight gradient (if weights) + input gradients (if asked; two products for
         # matmul and attention, whose inputs are both operands) + elementwise gradients
-        bwd = q["mm"] * (has_params + input_grad * q.get("input_grad_mm", 1.0)) + 2 * q["ew"]
+        bwd = q["mm"] * (has_params + input_grad * q.get("input_grad_mm", 1.0)) + q.get("ew_bwd", 2 * q["ew"])
         update = q["params"] * optimizer.map(UPDATE_FLOPS).fillna(10).to_numpy()
         states = optimizer.map(OPTIMIZER_STATES).fillna(2).to_numpy()
         fwd = q["mm"] + q["ew"]
-        bytes_in, bytes_w, bytes_out = width * q["inputs"], width * q["params"], width * q["outputs"]
+        bytes_in = q.get("input_width", width) * q["inputs"]
+        bytes_w, bytes_out = width * q["params"], width * q["outputs"]
         fwd_bytes = bytes_in + bytes_w + bytes_out
         # backward reads output grad, inputs and weights, writes weight (and input) grads;
         # the update reads and writes weights, grads and optimizer state.

@@ -1,4 +1,4 @@
-"""2-D max and average pooling (square inputs and windows)."""
+"""2-D max and average pooling, fixed-window and adaptive (square inputs and windows)."""
 
 from __future__ import annotations
 
@@ -65,3 +65,40 @@ class Pool2d(Op):
             params=0,
             outputs=cfg["batch"] * cfg["channels_in"] * out**2,
         )
+
+
+class AdaptivePool2d(Op):
+    """``nn.AdaptiveAvgPool2d`` / ``nn.AdaptiveMaxPool2d(target_size)`` on [batch, channels_in, size, size].
+
+    The target size is drawn from its range capped at ``size`` (no upsampling);
+    channels below ``channel_budget / size`` as in :class:`Pool2d`.
+    """
+
+    name = "adaptive_pool2d"
+    ranges = ("batch", "size", "channels", "target_size")
+    choices = ("pool",)
+    allowed = {"pool": POOLS}
+    settings = ("channel_budget",)
+    columns = ("batch", "size", "channels_in", "target_size", "pool")
+    has_params = False
+
+    def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
+        size = p.int("size", rng)
+        cap = channel_cap(p.settings["channel_budget"], size)
+        return {
+            "batch": p.int("batch", rng),
+            "size": size,
+            "channels_in": p.int("channels", rng, high=cap),
+            "target_size": p.int("target_size", rng, high=size),
+            "pool": p.pick("pool", rng),
+        }
+
+    def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
+              ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+        kind = nn.AdaptiveMaxPool2d if cfg["pool"] == "max" else nn.AdaptiveAvgPool2d
+        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
+        return kind(cfg["target_size"]), (x,)
+
+    def elements(self, cfg: Mapping[str, Any]) -> Elements:
+        planes = cfg["batch"] * cfg["channels_in"]
+        return Elements(inputs=planes * cfg["size"] ** 2, params=0, outputs=planes * cfg["target_size"] ** 2)

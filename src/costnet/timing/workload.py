@@ -90,6 +90,8 @@ def materialize(module: nn.Module, inputs: tuple[torch.Tensor, ...], device: tor
 
     Weights get small uniform values (scaled by 1/sqrt(fan-in) of a 2-D view, as
     PyTorch's default initializers do); buffers (e.g. running variances) get ones.
+    Integer inputs are indices: they get seeded uniform random values in
+    [0, ``module.index_high``), an attribute a module taking them must have.
     """
     module = module.to_empty(device=device)
     for p in module.parameters():
@@ -100,10 +102,22 @@ def materialize(module: nn.Module, inputs: tuple[torch.Tensor, ...], device: tor
             b.fill_(1)
     real = []
     for x in inputs:
-        y = torch.empty(x.shape, device=device, dtype=x.dtype)
-        fill_random(y)
+        if x.is_floating_point():
+            y = torch.empty(x.shape, device=device, dtype=x.dtype)
+            fill_random(y)
+        else:
+            seeded = torch.Generator().manual_seed(0)
+            y = torch.randint(_index_high(module), x.shape, generator=seeded, dtype=x.dtype).to(device)
         real.append(y)
     return module, tuple(real)
+
+
+def _index_high(module: nn.Module) -> int:
+    high = getattr(module, "index_high", None)
+    if not isinstance(high, int) or high < 1:
+        raise CostnetError(f"{type(module).__name__} takes integer inputs but has no index_high "
+                           "(the exclusive bound of their values)")
+    return high
 
 
 def make_workload(op: Op, cfg: Mapping[str, Any], device: torch.device,
@@ -123,14 +137,14 @@ def make_workload(op: Op, cfg: Mapping[str, Any], device: torch.device,
 def _train_workload(module: nn.Module, inputs: tuple[torch.Tensor, ...], input_grad: bool,
                     make_optimizer: OptimizerFactory, optimizer: str) -> Workload:
     module.train()
-    if input_grad:
-        for x in inputs:
-            x.requires_grad_(True)
+    # integer inputs (indices) never take a gradient
+    grad_inputs = [x for x in inputs if x.is_floating_point()] if input_grad else []
+    for x in grad_inputs:
+        x.requires_grad_(True)
     params = [p for p in module.parameters() if p.requires_grad]
-    if not params and not input_grad:
+    if not params and not grad_inputs:
         raise CostnetError("training step has nothing to differentiate: no weights and no input gradient")
     opt = make_optimizer(optimizer, params) if params else None
-    grad_inputs = [x for x in inputs if x.requires_grad]
     target: list[torch.Tensor] = []  # made by the first (warm-up) call, once the output shape is known
 
     def step() -> None:
