@@ -1,0 +1,57 @@
+"""``costnet-predict``: per-layer and whole-network time of a classic network (conf/predict.yaml)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from costnet.cli.common import run_hydra
+from costnet.data.store import atomic_write_bytes
+from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
+from costnet.networks.extract import extract_layers
+from costnet.networks.zoo import build_network, example_input
+
+COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
+
+
+def _task(cfg: DictConfig) -> None:
+    module, _ = build_network(str(cfg.network))
+    layers = extract_layers(module, example_input(str(cfg.network), int(cfg.batch_size)), str(cfg.method))
+    hardware = hardware_features(str(cfg.device))
+    models = load_models([str(p) for p in cfg.models], str(cfg.device))
+    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem))
+    table = layer_times(layers, models, hardware, setting)
+    total = network_time(table, int(cfg.batch_size), int(cfg.dataset_size))
+    shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)
+    shown = shown.head(int(cfg.top)) if int(cfg.top) > 0 else shown
+    print(shown[COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    uncovered = table[table["kind"] == "analytical"]
+    if len(uncovered):
+        print(f"\n{len(uncovered)} layers no op covers, estimated analytically: "
+              + ", ".join(sorted(set(uncovered["op"].astype(str)))))
+    print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.device}: "
+          f"{total.batch_ms:.4g} ms per batch, {total.epoch_s:.4g} s per epoch of {total.batches_per_epoch} batches; "
+          f"{100 * total.modeled_share:.1f} % of the time from trained models "
+          f"({', '.join(sorted(models)) or 'none'})")
+    if cfg.out:
+        result = {"network": str(cfg.network), "batch_size": int(cfg.batch_size), "hardware": str(cfg.device),
+                  "mode": str(cfg.mode), "batch_ms": total.batch_ms, "epoch_s": total.epoch_s,
+                  "batches_per_epoch": total.batches_per_epoch, "modeled_share": total.modeled_share,
+                  "layers": json.loads(table[COLUMNS + ["kind", "approx"]].to_json(orient="records"))}
+        atomic_write_bytes(Path(str(cfg.out)), json.dumps(result, indent=2).encode())
+
+
+def main() -> None:
+    # `model=A,B` names artifacts (the documented usage); Hydra would read model= as the
+    # model config group of costnet-train and A,B as a sweep, so it becomes models=[A,B].
+    # Likewise `hardware=V100` (conf/hardware is a config group) becomes device=V100.
+    sys.argv = [f"models=[{a[len('model='):]}]" if a.startswith("model=") else
+                "device=" + a[len("hardware="):] if a.startswith("hardware=") else a for a in sys.argv]
+    run_hydra("predict", _task)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Whole networks: classic definitions, layer extraction and network-level time."""

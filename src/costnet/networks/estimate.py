@@ -1,0 +1,167 @@
+"""Whole-network time from per-layer cost models.
+
+Time per batch T_b is the sum over layers of their predicted times (a forward
+pass or one training step); an epoch of p batches takes E = p * T_b. Layers of
+an op with a trained model get that model's prediction; layers no model covers
+get the PALEO-style analytical time FLOPs / (peak * ppp_comp) + bytes /
+(bandwidth * ppp_mem) (Qi et al. 2017, Sec. 3.1); free layers (views) cost 0.
+The ``source`` column of the table says which applies to each row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from costnet.errors import CostnetError
+from costnet.features.analytical import analytical_features
+from costnet.features.hardware import from_catalog, from_record
+from costnet.hardware import fingerprint
+from costnet.hardware.catalog import lookup
+from costnet.nets.predictor import Predictor, load_predictor
+from costnet.ops import get_op
+
+LOCAL = ("local", "cpu")
+
+
+def hardware_features(name: str) -> dict[str, Any]:
+    """Hardware feature values of a catalog device, or of this machine for ``local``/``cpu``."""
+    if name.lower() in LOCAL:
+        return {"device": "cpu", **from_record(fingerprint("cpu", torch.get_num_threads()))}
+    return {"device": name, **from_catalog(lookup(name))}
+
+
+def load_models(paths: Iterable[str | Path], hardware: str | None = None) -> dict[str, Predictor]:
+    """One predictor per op from artifact files or run directories (their manifest.json).
+
+    Where several artifacts cover one op, those trained on ``hardware`` come
+    first, then MLPs before baselines; the first of the rest wins.
+    """
+    found: list[Predictor] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            manifest = path / "manifest.json"
+            if not manifest.is_file():
+                raise CostnetError(f"{str(path)!r} is a directory without manifest.json")
+            entries = json.loads(manifest.read_text())["artifacts"]
+            found += [load_predictor(path / e["path"]) for e in entries]
+        else:
+            found.append(load_predictor(path))
+
+    def rank(p: Predictor) -> tuple[int, int]:
+        devices = [str(d).lower() for d in p.meta.get("train_devices", [])]
+        on_device = hardware is not None and (hardware.lower() in devices or
+                                              (hardware.lower() in LOCAL and "cpu" in devices))
+        return (0 if on_device else 1, 0 if p.meta.get("model") == "mlp" else 1)
+
+    models: dict[str, Predictor] = {}
+    for p in sorted(found, key=rank):
+        models.setdefault(p.op, p)
+    return models
+
+
+def op_rows(layers: pd.DataFrame, op: str, context: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows of one op in the collector's schema (typed config columns plus context)."""
+    spec = get_op(op)
+    rows = layers.loc[:, [c for c in spec.columns if c in layers]].copy()
+    for col in spec.columns:
+        if col not in rows:
+            raise CostnetError(f"extracted {op} layers lack column {col!r}")
+        values = rows[col]
+        if values.isna().any():
+            raise CostnetError(f"extracted {op} layers have no value for {col!r} in some rows")
+        if values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            rows[col] = values.astype(bool)
+        elif pd.api.types.is_numeric_dtype(values) and (values % 1 == 0).all():
+            rows[col] = values.astype(int)
+    rows["op"] = op
+    for key, value in context.items():
+        rows[key] = value
+    rows["input_grad"] = layers["input_grad"].astype(bool)
+    return rows
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What is predicted: the mode, optimizer and dtype of the step, and analytical PPPs."""
+
+    mode: str = "train"  # train | forward
+    optimizer: str = "sgd"
+    dtype: str = "float32"
+    ppp_comp: float = 1.0  # PALEO's platform percent of peak for uncovered layers
+    ppp_mem: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "forward"):
+            raise CostnetError(f"mode must be 'train' or 'forward', got {self.mode!r}")
+        if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
+            raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
+
+
+def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
+                setting: Setting = Setting()) -> pd.DataFrame:
+    """``layers`` (from :func:`costnet.networks.extract.extract_layers`) with
+    ``time_ms``, ``source`` and ``flops`` (of the predicted step) per row."""
+    table = layers.copy()
+    table["time_ms"], table["flops"], table["source"] = 0.0, 0.0, "free"
+    context = {"mode": setting.mode, "dtype": setting.dtype,
+               "optimizer": setting.optimizer if setting.mode == "train" else "none",
+               **{k: v for k, v in hardware.items() if k.startswith("hw_") or k == "device"}}
+    peak, bandwidth = float(hardware["hw_peak_gflops"]) * 1e6, float(hardware["hw_bandwidth_gbs"]) * 1e6
+
+    def analytical(flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        return flops / (peak * setting.ppp_comp) + nbytes / (bandwidth * setting.ppp_mem)
+
+    covered = table["kind"] == "layer"
+    for op, index in table[covered].groupby("op").groups.items():
+        rows = op_rows(table.loc[index], str(op), context)
+        extra = analytical_features(rows)
+        table.loc[index, "flops"] = extra["flops"].to_numpy(float)
+        if op in models:
+            table.loc[index, "time_ms"] = models[op].predict(rows)
+            table.loc[index, "source"] = f"model:{models[op].meta.get('model', 'model')}"
+        else:
+            table.loc[index, "time_ms"] = analytical(extra["flops"].to_numpy(float), extra["bytes"].to_numpy(float))
+            table.loc[index, "source"] = "analytical (no model for this op)"
+    rest = table["kind"] == "analytical"
+    if rest.any():
+        # forward plus a backward that reads and writes as much again (no weights to update)
+        factor = 2.0 if setting.mode == "train" else 1.0
+        flops, nbytes = table.loc[rest, "flops_fwd"].to_numpy(float), table.loc[rest, "bytes"].to_numpy(float)
+        table.loc[rest, "flops"] = factor * flops
+        table.loc[rest, "time_ms"] = factor * analytical(flops, nbytes)
+        table.loc[rest, "source"] = "analytical (uncovered)"
+    total = table["time_ms"].sum()
+    table["share"] = table["time_ms"] / total if total > 0 else 0.0
+    return table
+
+
+@dataclass(frozen=True)
+class NetworkTime:
+    """Totals of one network, batch size and device."""
+
+    batch_ms: float
+    batches_per_epoch: int
+    modeled_share: float  # share of the time predicted by trained models
+
+    @property
+    def epoch_s(self) -> float:
+        return self.batch_ms * self.batches_per_epoch / 1e3
+
+
+def network_time(table: pd.DataFrame, batch_size: int, dataset_size: int) -> NetworkTime:
+    """T_b and E = p * T_b with p = ceil(dataset_size / batch_size) batches."""
+    if batch_size < 1 or dataset_size < 1:
+        raise CostnetError(f"batch_size and dataset_size must be >= 1, got {batch_size}, {dataset_size}")
+    total = float(table["time_ms"].sum())
+    modeled = float(table.loc[table["source"].str.startswith("model"), "time_ms"].sum())
+    return NetworkTime(total, math.ceil(dataset_size / batch_size), modeled / total if total else 0.0)

@@ -1,0 +1,181 @@
+"""Layer extraction, network-time arithmetic and costnet-predict."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from costnet.errors import CostnetError
+from costnet.features.analytical import analytical_features
+from costnet.networks.estimate import Setting, layer_times, network_time, op_rows
+from costnet.networks.extract import extract_layers
+from costnet.networks.zoo import NETWORKS, build_network, example_input
+from costnet.ops import get_op
+from costnet.timing.workload import materialize
+
+CONFIG_COLUMNS = ["op", "batch", "size", "channels_in", "channels_out", "kernel", "stride", "padding",
+                  "in_features", "out_features", "features", "fn"]
+HARDWARE = {"device": "cpu", "hw_peak_gflops": 100.0, "hw_bandwidth_gbs": 10.0}
+
+
+class Block(nn.Module):
+    """Residual add, in-place ReLU reused twice, a 1x7 convolution and a concatenation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU(inplace=True)
+        self.wide = nn.Conv2d(8, 8, (1, 7), padding=(0, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.relu(self.bn(self.conv(x)))
+        y = self.wide(y) + x
+        return torch.cat([self.relu(y), x], 1)
+
+
+class Small(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 7, 2, 3)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.block = Block()
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(16, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block(self.pool(self.stem(x))))
+
+
+class Untraceable(Small):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 0 and float(x.sum()) != 12345.0:  # data-dependent: fx cannot trace it
+            x = self.stem(x)
+        return self.head(self.block(self.pool(x)))
+
+
+def test_fx_and_hooks_find_the_same_layers() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    fx, hooks = extract_layers(Small(), x, "fx"), extract_layers(Small(), x, "hooks")
+    assert fx.attrs["method"] == "fx" and hooks.attrs["method"] == "hooks"
+    cols = [c for c in CONFIG_COLUMNS if c in fx]
+    a = fx[fx["kind"] != "free"][cols + ["kind"]].reset_index(drop=True)
+    b = hooks[hooks["kind"] != "free"][cols + ["kind"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    ops = a["op"].tolist()
+    assert ops == ["conv2d", "pool2d", "conv2d", "batchnorm2d", "elementwise", "conv2d", "elementwise",
+                   "elementwise", "cat", "adaptive_pool2d", "dropout", "dense"]
+    assert a.loc[a["op"] == "cat", "kind"].item() == "analytical"  # listed, never dropped
+    assert fx.loc[fx["op"] == "elementwise", "fn"].tolist() == ["relu", "add", "relu"]
+    wide = fx[fx["approx"].str.contains("1x7")]
+    assert len(wide) == 1 and wide["channels_in"].item() == 8 * 7 and wide["kernel"].item() == 1
+    assert not fx["input_grad"].iloc[0]  # the stem reads only the network's input
+    assert fx["input_grad"].iloc[1:].all()
+
+
+def test_untraceable_module_falls_back_to_hooks() -> None:
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(CostnetError, match="cannot trace"):
+        extract_layers(Untraceable(), x, "fx")
+    frame = extract_layers(Untraceable(), x)
+    assert frame.attrs["method"] == "hooks"
+    assert (frame["op"] == "conv2d").sum() == 3
+    with pytest.raises(CostnetError, match="extraction method"):
+        extract_layers(Small(), x, "magic")
+
+
+def test_unsupported_modules_are_listed_with_a_reason() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, dilation=2), nn.PReLU())
+    frame = extract_layers(net, torch.randn(1, 3, 16, 16))
+    uncovered = frame[frame["kind"] == "analytical"]
+    assert set(uncovered["module"]) == {"Conv2d", "PReLU"}
+    assert uncovered["reason"].str.contains("dilation").any()
+    assert (uncovered["bytes"] > 0).all()
+
+
+def test_extracted_layers_build_to_their_shapes() -> None:
+    frame = extract_layers(Small(), torch.randn(2, 3, 33, 33))
+    covered = frame[(frame["kind"] == "layer") & (frame["approx"] == "")]
+    for _, row in covered.iterrows():
+        cfg = op_rows(covered.loc[[row.name]], row["op"], {"mode": "forward", "dtype": "float32",
+                                                           "optimizer": "none"}).iloc[0].to_dict()
+        module, inputs = materialize(*get_op(row["op"]).build(cfg, torch.device("meta"), torch.float32),
+                                     torch.device("cpu"))
+        with torch.no_grad():
+            out = module.eval()(*inputs)
+        assert out.numel() == math.prod(json.loads(row["out_shape"])), row["name"]
+
+
+MATMUL_OPS = ("conv2d", "dense", "matmul", "attention")
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_classic_networks_flops_agree_with_flop_counter(name: str) -> None:
+    module, _ = build_network(name)
+    x = example_input(name, 2)
+    frame = extract_layers(module, x)
+    assert frame.attrs["method"] == "fx"
+    counter = FlopCounterMode(display=False)
+    # the math backend decomposes attention into the matrix products the counter sees (it
+    # counts the fused CPU kernel as 0 FLOPs)
+    with counter, torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        module.eval()(x)
+    rows = frame[(frame["kind"] == "layer") & frame["op"].isin(MATMUL_OPS)]
+    ours = sum(analytical_features(op_rows(part, op, {"mode": "forward", "dtype": "float32", "optimizer": "none"})
+                                   )["flops"].sum() for op, part in rows.groupby("op"))
+    # ours adds bias and activation elementwise work to the matrix products: well under 1 %
+    assert ours == pytest.approx(counter.get_total_flops(), rel=0.01)
+    convs = sum(isinstance(m, nn.Conv2d) for m in module.modules())
+    linears = sum(isinstance(m, nn.Linear) for m in module.modules())
+    assert (frame["op"] == "conv2d").sum() == convs
+    assert (frame["op"] == "dense").sum() == linears
+    assert not frame[frame["kind"] == "analytical"]["op"].isin(MATMUL_OPS).any()
+
+
+def test_layer_times_use_models_and_fall_back_to_analytical() -> None:
+    frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))
+
+    class Constant:
+        meta = {"model": "mlp", "op": "conv2d"}
+        op = "conv2d"
+
+        def predict(self, rows: pd.DataFrame) -> np.ndarray:
+            assert rows["mode"].eq("train").all() and rows["optimizer"].eq("sgd").all()
+            return np.full(len(rows), 2.0)
+
+    table = layer_times(frame, {"conv2d": Constant()}, HARDWARE, Setting("train", "sgd"))
+    convs = table["op"] == "conv2d"
+    assert (table.loc[convs, "time_ms"] == 2.0).all() and table.loc[convs, "source"].eq("model:mlp").all()
+    others = table[(table["kind"] == "layer") & ~convs]
+    assert (others["time_ms"] > 0).all() and others["source"].str.startswith("analytical").all()
+    assert (table.loc[table["kind"] == "free", "time_ms"] == 0).all()
+    assert table["share"].sum() == pytest.approx(1.0)
+    total = network_time(table, batch_size=4, dataset_size=10)
+    assert total.batches_per_epoch == 3
+    assert total.epoch_s == pytest.approx(3 * table["time_ms"].sum() / 1e3)
+    assert total.modeled_share == pytest.approx(6.0 / table["time_ms"].sum())
+    with pytest.raises(CostnetError, match="mode"):
+        Setting("backward")
+
+
+def test_costnet_predict_prints_and_writes_totals(tmp_path) -> None:
+    out = tmp_path / "vgg.json"
+    done = subprocess.run([sys.executable, "-m", "costnet.cli.predict", "network=alexnet", "batch_size=2",
+                           "hardware=V100", "mode=forward", f"out={out}"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "ms per batch" in done.stdout
+    result = json.loads(out.read_text())
+    assert result["batch_ms"] > 0 and result["batches_per_epoch"] == math.ceil(1281167 / 2)
+    assert {layer["op"] for layer in result["layers"]} >= {"conv2d", "dense", "pool2d"}
+    bad = subprocess.run([sys.executable, "-m", "costnet.cli.predict", "network=lenet"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "lenet" in bad.stderr
