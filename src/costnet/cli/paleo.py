@@ -1,0 +1,53 @@
+"""``costnet-paleo``: PALEO's analytical estimate of training time and data-parallel scaling
+(Hydra config conf/paleo.yaml)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, ListConfig
+
+from costnet.cli.common import run_hydra
+from costnet.errors import CostnetError
+from costnet.paleo.estimate import estimate, summary_text
+
+_COMMA_LIST = re.compile(r"^workers=(\d+(?:,\d+)+)$")
+
+
+def _workers(value: object) -> list[int]:
+    items = list(value) if isinstance(value, (list, ListConfig)) else [value]
+    if not items or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
+        raise CostnetError(f"workers must be positive integers, e.g. workers=1,2,4,8; got {value!r}")
+    return [int(v) for v in items]
+
+
+def _task(cfg: DictConfig) -> None:
+    result = estimate(str(cfg.net), str(cfg.device), str(cfg.link), _workers(cfg.workers), str(cfg.scaling),
+                      cfg.batch_size, float(cfg.ppp_comp), float(cfg.ppp_comm),
+                      None if cfg.ppp_memory is None else float(cfg.ppp_memory))
+    print(summary_text(result))
+    if cfg.layers:
+        table = pd.DataFrame(result["layers"])
+        table = table[table["time_ms"] > 0]  # inputs, views and skipped gradients take no time
+        print(table.drop(columns=["bytes_read", "bytes_written"]).to_string(
+            index=False, float_format=lambda v: f"{v:.4g}"))
+    if cfg.out:
+        path = Path(str(cfg.out))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+        print(f"wrote {path}")
+
+
+def main() -> None:
+    # `workers=1,2,4,8` is the documented contract; Hydra would take the commas for a
+    # multirun sweep, so the comma list is passed on as the list `workers=[1,2,4,8]`.
+    sys.argv = [f"workers=[{m.group(1)}]" if (m := _COMMA_LIST.match(a)) else a for a in sys.argv]
+    run_hydra("paleo", _task)
+
+
+if __name__ == "__main__":
+    main()
