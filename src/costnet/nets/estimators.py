@@ -85,7 +85,9 @@ class MLPEstimator(Estimator):
         logy = np.log(target(frame)) - self._base(frame)
         return self.transform.transform(frame), (logy - self.y_mean) / self.y_std
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False) -> MLPEstimator:
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False,
+            callbacks: Sequence[Any] = ()) -> MLPEstimator:
+        """Fit every member; ``loggers`` and extra Lightning ``callbacks`` watch the first."""
         from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
 
         self.transform.fit(train)
@@ -97,8 +99,9 @@ class MLPEstimator(Estimator):
             cfg = replace(self.cfg, seed=self.cfg.seed + member)
             torch.manual_seed(cfg.seed)  # initial weights are part of a seeded run
             net = build_mlp(self.transform.width, cfg)
-            self.history = dict(train_mlp(net, cfg, *data, loggers=loggers if member == 0 else False,
-                                          y_scale=self.y_std))
+            first = member == 0
+            self.history = dict(train_mlp(net, cfg, *data, loggers=loggers if first else False,
+                                          y_scale=self.y_std, callbacks=callbacks if first else ()))
             self.nets.append(net)
         return self
 

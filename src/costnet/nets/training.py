@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import lightning.pytorch as pl
@@ -77,11 +77,13 @@ class BestWeights(pl.Callback):
 
 
 def train_mlp(net: nn.Module, cfg: MLPConfig, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
-              y_val: np.ndarray, loggers: list[Any] | bool = False, y_scale: float = 1.0) -> Mapping[str, float]:
+              y_val: np.ndarray, loggers: list[Any] | bool = False, y_scale: float = 1.0,
+              callbacks: Sequence[pl.Callback] = ()) -> Mapping[str, float]:
     """Fit ``net`` in place on (x, y), early-stopping on (x_val, y_val); restore the best epoch.
 
     ``y`` is standardized log time; ``y_scale`` (its standard deviation) lets the
-    relative-error loss work in milliseconds' ratios.
+    relative-error loss work in milliseconds' ratios. ``callbacks`` join the
+    trainer's own (e.g. costnet.sweeps.pruning's Optuna pruning).
     """
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     train = BatchLoader(x, y, cfg.batch_size, shuffle=True, seed=cfg.seed)
@@ -90,7 +92,7 @@ def train_mlp(net: nn.Module, cfg: MLPConfig, x: np.ndarray, y: np.ndarray, x_va
     best = BestWeights()
     trainer = pl.Trainer(
         max_epochs=cfg.max_epochs, accelerator="cpu", devices=1, deterministic=True, logger=loggers,
-        callbacks=[best, pl.callbacks.EarlyStopping("val_loss", patience=cfg.patience)],
+        callbacks=[best, pl.callbacks.EarlyStopping("val_loss", patience=cfg.patience), *callbacks],
         enable_checkpointing=False, enable_progress_bar=cfg.progress, enable_model_summary=False,
         num_sanity_val_steps=0, log_every_n_steps=max(1, len(train)),
     )
