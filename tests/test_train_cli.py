@@ -14,6 +14,7 @@ import pytest
 from costnet.collect.runner import collect
 from costnet.config import compose, repo_root
 from tests.conftest import FAST, TINY_DENSE
+from tests.wandb_offline import read_run
 
 JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
 QUICK = ["model.max_epochs=3", "model.width=32", "model.depth=2", "tracking.wandb=disabled", "plots=true",
@@ -88,3 +89,28 @@ def test_train_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], m
 def test_evaluate_missing_artifact(tmp_path: Path) -> None:
     done = cli("evaluate", f"model={tmp_path / 'none.pt'}")
     assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_offline_wandb_runs_hold_what_the_dashboard_needs(tmp_path: Path) -> None:
+    """One offline W&B run per model and fold: grouped, typed, with config, test metrics,
+    the per-device table and the predicted-vs-measured plot (WANDB_MODE=offline: no network)."""
+    data = tmp_path / "data"
+    collect(compose("collect", [*TINY_DENSE, *FAST, f"out={data}", "n=40"]))
+    run = tmp_path / "run"
+    quick = [a for a in QUICK if not a.startswith(("tracking.", "baselines="))]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    done = subprocess.run([sys.executable, "-m", "costnet.cli.train", "dataset=local", f"dataset.path={data}",
+                           "op=dense", f"out={run}", "baselines=[gbm]", "tracking.wandb=offline",
+                           "tracking.group=dashboard-test", *quick], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = {r.job_type: r for r in map(read_run, sorted((run / "wandb").glob("offline-run-*")))}
+    assert set(runs) == {"mlp", "gbm"}
+    for model, logged in runs.items():
+        assert logged.group == "dashboard-test" and logged.name.endswith(f"-{model}")
+        assert logged.config["op"] == "dense" and logged.config["protocol"]["name"] == "per_device"
+        assert 0 <= logged.summary["test/mre"] and logged.summary["test/n"] == 4
+        for key in ("test/per_device", "test/predicted_vs_measured"):
+            assert any(k.startswith(key) for k in logged.history_keys), (key, logged.history_keys)
+        assert {p.suffix for p in logged.media} == {".png", ".json"}
+    assert "val_loss" in runs["mlp"].history_keys  # the MLP's training curve

@@ -1,4 +1,12 @@
-"""Run tracking: a CSV logger always, Weights & Biases when enabled (offline by default)."""
+"""Run tracking: a CSV logger always, Weights & Biases when enabled (offline by default).
+
+One W&B run per trained model and fold, grouped by ``tracking.group`` (default
+``<protocol>-<op>``; experiments set their own name) with the model as job type, so a
+dashboard filters by experiment, compares models side by side and shows, per run, the
+training curves (MLPs), the test metrics, the per-device test table and the
+predicted-vs-measured plot. Offline runs land in ``<out>/wandb/``; ``wandb sync
+<out>/wandb/offline-run-*`` uploads them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from lightning.pytorch.loggers import CSVLogger, Logger
 
 from costnet.errors import CostnetError
@@ -15,7 +24,7 @@ WANDB_MODES = ("offline", "online", "disabled")
 
 
 def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
-                 config: Mapping[str, Any]) -> list[Logger]:
+                 config: Mapping[str, Any], job_type: str | None = None) -> list[Logger]:
     """Loggers of one training run: CSV under ``out/logs/<name>``, plus W&B.
 
     ``WANDB_MODE=disabled`` in the environment turns W&B off whatever the
@@ -28,15 +37,25 @@ def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
     if mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
         from lightning.pytorch.loggers import WandbLogger
 
-        loggers.append(WandbLogger(project=str(tracking.get("project", "costnet")), name=name, group=group,
+        loggers.append(WandbLogger(project=str(tracking.get("project", "costnet")), name=name,
+                                   group=str(tracking.get("group") or group), job_type=job_type,
                                    save_dir=str(out), offline=mode == "offline", config=dict(config)))
     return loggers
 
 
-def finish(loggers: list[Logger], summary: Mapping[str, float]) -> None:
-    """Record final test metrics in every logger and close W&B runs."""
+def finish(loggers: list[Logger], summary: Mapping[str, float], per_device: pd.DataFrame | None = None,
+           plot: Path | None = None) -> None:
+    """Record the final test metrics in every logger, and in W&B the per-device test
+    table and the predicted-vs-measured plot; close the W&B runs."""
     for logger in loggers:
         logger.log_metrics({f"test/{k}": float(v) for k, v in summary.items()})
+        if type(logger).__name__ == "WandbLogger":
+            if per_device is not None:
+                logger.log_table("test/per_device", dataframe=per_device)
+            if plot is not None:
+                logger.log_image("test/predicted_vs_measured", [str(plot)])
+            for key, value in summary.items():
+                logger.experiment.summary[f"test/{key}"] = float(value)
         logger.finalize("success")
         if type(logger).__name__ == "WandbLogger":
             logger.experiment.finish()

@@ -70,13 +70,15 @@ class Run:
         self.manifest: list[dict[str, Any]] = []
 
     def score(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray, train_s: float,
-              k: int | None = None) -> None:
+              k: int | None = None) -> pd.DataFrame:
+        """Record the metrics per device (and pooled over several devices); returns them."""
         rows = metrics_by(test, pred, ["device"]).to_dict("records")
         if len(rows) > 1:  # a model tested on several devices is also scored on all its rows pooled
             rows.append({"device": "all", **metrics(test["time_median_ms"].to_numpy(), pred)})
         for row in rows:
             self.rows.append({"protocol": self.cfg.protocol.name, "op": self.op, "fold": fold.name,
                               "model": model, "k": k, "train_s": train_s, **row})
+        return pd.DataFrame(rows)
 
     def save(self, fold: Fold, model: str, est: Estimator, k: int | None = None) -> None:
         tag = f"{fold.name}-{model}" + (f"-k{k}" if k is not None else "")
@@ -89,11 +91,12 @@ class Run:
         self.manifest.append({"path": str(path), "op": self.op, "model": model, "fold": fold.name, "k": k,
                               "train_devices": train_devices, "test_devices": list(fold.test_devices)})
 
-    def plot(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray) -> None:
-        if self.cfg.plots:
-            m = metrics(test["time_median_ms"].to_numpy(), pred)
-            title = f"{self.op} {fold.name} {model}: RMSE {m['rmse_ms']:.3g} ms, MRE {100 * m['mre']:.1f} %"
-            scatter(test, pred, title, self.out / "plots" / f"{fold.name}-{model}.png")
+    def plot(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray) -> Path | None:
+        if not self.cfg.plots:
+            return None
+        m = metrics(test["time_median_ms"].to_numpy(), pred)
+        title = f"{self.op} {fold.name} {model}: RMSE {m['rmse_ms']:.3g} ms, MRE {100 * m['mre']:.1f} %"
+        return scatter(test, pred, title, self.out / "plots" / f"{fold.name}-{model}.png")
 
     def write(self) -> pd.DataFrame:
         table = pd.DataFrame(self.rows)
@@ -109,22 +112,17 @@ class Run:
         return table
 
 
-def fit_and_predict(est: Estimator, fold: Fold, cfg: DictConfig, out: Path, tag: str) -> tuple[float, np.ndarray]:
+def fit_and_predict(est: Estimator, fold: Fold, loggers: list[Any]) -> tuple[float, np.ndarray]:
     """Fit ``est`` on the fold and predict its test rows; returns (seconds to fit, predictions).
 
-    MLPs log training curves to CSV (and W&B), then their test metrics.
+    MLPs log their training curves to ``loggers``.
     """
     start = time.perf_counter()
-    if not isinstance(est, MLPEstimator):
+    if isinstance(est, MLPEstimator):
+        est.fit(fold.train, fold.val, loggers=loggers)
+    else:
         est.fit(fold.train, fold.val)
-        return time.perf_counter() - start, est.predict(fold.test)
-    loggers = make_loggers(cfg.tracking, out, tag, group=f"{cfg.protocol.name}-{cfg.op}",
-                           config=OmegaConf.to_container(cfg, resolve=True))
-    est.fit(fold.train, fold.val, loggers=loggers)
-    seconds = time.perf_counter() - start
-    pred = est.predict(fold.test)
-    finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), pred))
-    return seconds, pred
+    return time.perf_counter() - start, est.predict(fold.test)
 
 
 def few_shot(run: Run, fold: Fold, name: str, model_cfg: Mapping[str, Any], base: Estimator,
@@ -170,12 +168,16 @@ def run_training(cfg: DictConfig) -> pd.DataFrame:
         for name, model_cfg in models.items():
             keep = name == primary or bool(cfg.save_baselines)
             est = make_estimator(model_cfg, features, int(cfg.seed))
-            train_s, pred = fit_and_predict(est, fold, cfg, out, f"{fold.name}-{name}")
-            run.plot(fold, name, fold.test, pred)
+            loggers = make_loggers(cfg.tracking, out, f"{fold.name}-{name}", group=f"{cfg.protocol.name}-{op}",
+                                   config=OmegaConf.to_container(cfg, resolve=True), job_type=name)
+            train_s, pred = fit_and_predict(est, fold, loggers)
+            plot = run.plot(fold, name, fold.test, pred)
             if cfg.protocol.name == "fewshot":
                 few_shot(run, fold, name, model_cfg, est, features, keep)
+                per_device = metrics_by(fold.test, pred, ["device"])
             else:
-                run.score(fold, name, fold.test, pred, train_s)
+                per_device = run.score(fold, name, fold.test, pred, train_s)
+            finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), pred), per_device, plot)
             if keep:
                 run.save(fold, name, est)
     return run.write()
