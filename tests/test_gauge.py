@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 
 from costnet.errors import CostnetError
+from costnet.networks.estimate import Setting
 from costnet.gauge import (
     Job,
     Offering,
     estimate_remaining,
     load_offerings,
+    network_step_time,
     on_other_hardware,
     pareto_front,
     pareto_mask,
@@ -206,6 +208,31 @@ def test_roofline_step_time() -> None:
         roofline_step_time(1.0, 1.0, 0.0, specs)
 
 
+class _PerGpuConv:
+    """A stand-in conv2d predictor trained on one GPU: a constant time per layer."""
+
+    op = "conv2d"
+
+    def __init__(self, gpu: str, ms: float) -> None:
+        self.meta, self.ms = {"model": "mlp", "op": "conv2d", "train_devices": [gpu]}, ms
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        assert rows["mode"].eq("train").all()
+        return np.full(len(rows), self.ms)
+
+
+def test_network_step_time_uses_each_gpus_own_model() -> None:
+    predictors = [_PerGpuConv("V100", 1.0), _PerGpuConv("K80", 5.0)]
+    step, params = network_step_time("resnet18", predictors, Setting("train", "sgd", ppp_comp=0.5, ppp_mem=0.5))
+    assert params == 11_689_512  # torchvision's resnet18
+    convs = 20  # resnet18: stem, 16 in the blocks, 3 downsampling shortcuts
+    v100, k80 = step("V100", 8), step("K80", 8)
+    # the other layers (batch norm, pooling, adds, dense) are analytical on each GPU's peaks
+    rest_v100, rest_k80 = v100 - convs * 1.0, k80 - convs * 5.0
+    assert 0 < rest_v100 < rest_k80 < 0.5 * convs
+    assert step("V100", 16) > v100  # layers re-extracted at the larger batch
+
+
 def test_catalog_and_multi_gpu_communication() -> None:
     offerings = load_offerings()
     assert {o.gpu for o in offerings} >= {"K80", "P100", "V100", "T4", "A100", "L4", "H100"}
@@ -263,6 +290,24 @@ def test_cli_online(tmp_path: Path) -> None:
     assert any(line.startswith("rate") and "4 steps/s" in line for line in lines)
     assert [line.split()[1] for line in lines if line.startswith("remaining")] == ["0:16:40", "0:08:20"]
     assert sum(line.startswith("ETA") for line in lines) == 2
+
+
+def test_cli_online_on_a_target_device_and_offline_for_a_network(tmp_path: Path) -> None:
+    steps = list(range(0, 1001, 10))
+    log = write_plain(tmp_path / "log.csv", steps, [0.25 * s for s in steps])
+    done = cli("mode=online", f"log={log}", "total_steps=5000", "network=alexnet", "batch_size=8",
+               "hardware=K80", "target=V100")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ratio = float(next(line for line in done.stdout.splitlines() if line.startswith("on V100")).split()[2][:-1])
+    assert 1.5 < ratio < 10  # a V100 has 3.2x a K80's fp32 peak and 1.9x its bandwidth (catalog)
+    both = cli("mode=online", f"log={log}", "total_steps=5000", "network=alexnet", "target=V100", "speed_ratio=2")
+    assert both.returncode == 2 and "not both" in both.stderr
+    out = tmp_path / "gauge"
+    offline = cli("mode=offline", "network=alexnet", "batch_size=8", "dataset_size=10000", "epochs=1",
+                  "gpus=[V100,T4]", f"out={out}")
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    assert "alexnet (61.1 M parameters)" in offline.stdout
+    assert set(pd.read_csv(out / "configurations.csv")["gpu"]) == {"V100", "T4"}
 
 
 def test_cli_errors_are_one_line() -> None:

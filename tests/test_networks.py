@@ -19,6 +19,7 @@ from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
 from costnet.networks.estimate import Setting, layer_times, network_time, op_rows
 from costnet.networks.extract import extract_layers
+from costnet.networks.validate import repredict
 from costnet.networks.zoo import NETWORKS, build_network, example_input
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
@@ -179,3 +180,29 @@ def test_costnet_predict_prints_and_writes_totals(tmp_path) -> None:
     bad = subprocess.run([sys.executable, "-m", "costnet.cli.predict", "network=lenet"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "lenet" in bad.stderr
+
+
+def test_repredict_keeps_measured_times_and_changes_predictions() -> None:
+    layers = extract_layers(Small(), torch.randn(2, 3, 32, 32))
+    table = layer_times(layers, {}, HARDWARE, Setting("forward"))
+    table["measured_ms"] = np.where(table["kind"] == "layer", 1.0, 0.0)
+    table.insert(0, "network", "small")
+    table.insert(1, "batch_size", 2)
+    table.insert(2, "step", "forward")
+    summary = pd.DataFrame([{"network": "small", "batch": 2, "mode": "forward", "whole_ms": 10.0}])
+
+    class Constant:
+        meta = {"model": "mlp", "op": "conv2d"}
+        op = "conv2d"
+
+        def predict(self, rows: pd.DataFrame) -> np.ndarray:
+            return np.full(len(rows), 3.0)
+
+    again, layers_again = repredict(summary, table.drop(columns=["parents"]), {"conv2d": Constant()}, HARDWARE)
+    row = again.iloc[0]
+    convs = int((table["op"] == "conv2d").sum())
+    covered = int((table["kind"] == "layer").sum())
+    uncovered = table.loc[table["kind"] == "analytical", "time_ms"].sum()
+    assert row["layer_sum_ms"] == pytest.approx(covered + uncovered)  # measured times kept
+    assert (layers_again.loc[layers_again["op"] == "conv2d", "time_ms"] == 3.0).all()
+    assert row["predicted_ms"] > 3.0 * convs and row["pred_error"] == pytest.approx(row["predicted_ms"] / 10 - 1)

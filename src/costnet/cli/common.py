@@ -18,6 +18,21 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+def artifact_arguments(argv: list[str]) -> list[str]:
+    """``model=A,B`` names artifacts in costnet-predict and costnet-gauge; Hydra would read
+    ``model=`` as the model config group of costnet-train and ``A,B`` as a sweep, so it
+    becomes ``models=[A,B]``. Likewise ``hardware=V100`` (conf/hardware is a config
+    group) becomes ``device=V100``."""
+    out = []
+    for arg in argv:
+        if arg.startswith("model="):
+            arg = f"models=[{arg[len('model='):]}]"
+        elif arg.startswith("hardware="):
+            arg = "device=" + arg[len("hardware="):]
+        out.append(arg)
+    return out
+
+
 def run_hydra(config_name: str, task: Callable[[DictConfig], None]) -> None:
     """Run ``task`` as a Hydra app over ``conf/<config_name>.yaml`` and the command line."""
     try:

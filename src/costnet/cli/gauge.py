@@ -6,17 +6,21 @@ and cost of a job on every configuration of the gauge catalog, with the Pareto-o
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.cli.common import run_hydra
+from costnet.cli.common import artifact_arguments, run_hydra
 from costnet.errors import CostnetError
+from costnet.networks.estimate import Setting, read_predictors
 from costnet.gauge.offline import (
     Job,
     load_offerings,
     pareto_front,
+    StepTime,
+    network_step_time,
     predict_configurations,
     roofline_step_time,
     write_outputs,
@@ -26,6 +30,7 @@ from costnet.gauge.online import (
     estimate_remaining,
     on_other_hardware,
     read_log,
+    speed_ratio,
     steps_per_epoch,
 )
 
@@ -62,6 +67,22 @@ def _remaining_lines(est: Estimate, band: tuple[float, ...]) -> list[str]:
             f"{'ETA':<16}{_when(est.eta)}  [{_when(low)}, {_when(high)}]"]
 
 
+def _speed_ratio(cfg: DictConfig) -> float | None:
+    """speed_ratio=X as given, or the cost model's ratio of the network's step on device and target."""
+    if cfg.target is None:
+        return None if cfg.speed_ratio is None else float(cfg.speed_ratio)
+    if cfg.speed_ratio is not None:
+        raise CostnetError("give either speed_ratio=X or target=DEVICE, not both")
+    _required(cfg, "network")
+    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp))
+    step, _ = network_step_time(str(cfg.network), read_predictors([str(p) for p in cfg.models]), setting)
+    batch = _integer(cfg.batch_size, "batch_size")
+    here, there = step(str(cfg.device), batch), step(str(cfg.target), batch)
+    print(f"predicted {cfg.network} step at batch {batch}: {here:.4g} ms on {cfg.device}, {there:.4g} ms on "
+          f"{cfg.target}")
+    return speed_ratio(here, there)
+
+
 def _online(cfg: DictConfig) -> None:
     _required(cfg, "log")
     if (cfg.total_steps is None) == (cfg.total_epochs is None):
@@ -84,16 +105,36 @@ def _online(cfg: DictConfig) -> None:
              (f"{'rate':<16}{est.rate_steps_per_s:.4g} steps/s ({1e3 * est.step_time_s:.4g} ms/step, moving "
               f"average over the last {est.window} log intervals)"),
              *_remaining_lines(est, band)]
-    if cfg.speed_ratio is not None:
-        other = on_other_hardware(est, float(cfg.speed_ratio))
-        lines += [f"on hardware {float(cfg.speed_ratio):g}x as fast (rest of the run):",
+    ratio = _speed_ratio(cfg)
+    if ratio is not None:
+        other = on_other_hardware(est, ratio)
+        where = f"on {cfg.target}" if cfg.target is not None else "on hardware"
+        lines += [f"{where} {ratio:.3g}x as fast (rest of the run):",
                   f"{'rate':<16}{other.rate_steps_per_s:.4g} steps/s ({1e3 * other.step_time_s:.4g} ms/step)",
                   *_remaining_lines(other, band)]
     print("\n".join(lines))
 
 
+def _offline_step(cfg: DictConfig, job: Job) -> tuple[StepTime, float, str]:
+    """The step-time predictor, the gradient bytes and a line saying which model gives the step."""
+    if cfg.network is not None:
+        setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp))
+        predictors = read_predictors([str(p) for p in cfg.models])
+        step, params = network_step_time(str(cfg.network), predictors, setting)
+        ops = sorted({p.op for p in predictors})
+        how = (f"{cfg.network} ({params / 1e6:.1f} M parameters), batch {job.batch_size} per GPU: layer-sum of "
+               f"{'cost models for ' + ', '.join(ops) if ops else 'no cost models'}; other layers analytical "
+               f"at ppp={float(cfg.ppp):g}")
+        return step, params * float(cfg.bytes_per_param), how
+    step = roofline_step_time(float(cfg.flops_per_sample), float(cfg.bytes_per_sample), float(cfg.ppp))
+    return step, float(cfg.params) * float(cfg.bytes_per_param), f"roofline of the job's totals at ppp={float(cfg.ppp):g}"
+
+
 def _offline(cfg: DictConfig) -> None:
-    _required(cfg, "flops_per_sample", "bytes_per_sample", "params", "dataset_size", "epochs")
+    if cfg.network is None:
+        _required(cfg, "flops_per_sample", "bytes_per_sample", "params", "dataset_size", "epochs")
+    else:
+        _required(cfg, "dataset_size", "epochs")
     offerings = load_offerings(cfg.catalog)
     if cfg.gpus is not None:
         wanted = [cfg.gpus] if isinstance(cfg.gpus, str) else list(OmegaConf.to_container(cfg.gpus))
@@ -103,8 +144,8 @@ def _offline(cfg: DictConfig) -> None:
         offerings = [o for o in offerings if o.gpu in wanted]
     job = Job(_integer(cfg.batch_size, "batch_size"), _integer(cfg.dataset_size, "dataset_size"),
               float(cfg.epochs))
-    predictor = roofline_step_time(float(cfg.flops_per_sample), float(cfg.bytes_per_sample), float(cfg.ppp))
-    gradient_bytes = float(cfg.params) * float(cfg.bytes_per_param)
+    predictor, gradient_bytes, how = _offline_step(cfg, job)
+    print(f"step time: {how}")
     table = predict_configurations(predictor, gradient_bytes, job, offerings, str(cfg.comm_scheme),
                                    float(cfg.ppp_comm))
     front = pareto_front(table)
@@ -122,6 +163,7 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    sys.argv = artifact_arguments(sys.argv)
     run_hydra("gauge", _task)
 
 

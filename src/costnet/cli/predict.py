@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from costnet.cli.common import run_hydra
+from costnet.cli.common import artifact_arguments, run_hydra
 from costnet.data.store import atomic_write_bytes
 from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
 from costnet.networks.extract import extract_layers
@@ -45,11 +45,7 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # `model=A,B` names artifacts (the documented usage); Hydra would read model= as the
-    # model config group of costnet-train and A,B as a sweep, so it becomes models=[A,B].
-    # Likewise `hardware=V100` (conf/hardware is a config group) becomes device=V100.
-    sys.argv = [f"models=[{a[len('model='):]}]" if a.startswith("model=") else
-                "device=" + a[len("hardware="):] if a.startswith("hardware=") else a for a in sys.argv]
+    sys.argv = artifact_arguments(sys.argv)
     run_hydra("predict", _task)
 
 

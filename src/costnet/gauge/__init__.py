@@ -5,6 +5,7 @@ from costnet.gauge.offline import (
     Job,
     Offering,
     load_offerings,
+    network_step_time,
     pareto_front,
     pareto_mask,
     plot_pareto,
@@ -22,6 +23,7 @@ from costnet.gauge.online import (
     steps_per_epoch,
 )
 
-__all__ = ["Estimate", "Job", "Offering", "Progress", "estimate_remaining", "load_offerings", "on_other_hardware",
+__all__ = ["Estimate", "Job", "Offering", "Progress", "estimate_remaining", "load_offerings", "network_step_time",
+           "on_other_hardware",
            "pareto_front", "pareto_mask", "plot_pareto", "predict_configurations", "read_log",
            "roofline_step_time", "speed_ratio", "steps_per_epoch", "write_outputs"]

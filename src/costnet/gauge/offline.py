@@ -11,7 +11,9 @@ Data-parallel training with a fixed per-GPU batch ``b`` on ``K`` GPUs takes
 where the all-reduce of the gradients is not overlapped with compute (as PALEO, Qi et al.
 ICLR 2017, Sec. 3.2) and ``cost = runtime_h x count x price per GPU-hour`` (per-second
 billing, no rounding up to whole hours). Any step-time predictor plugs in as the callable
-``step_time_ms(gpu_name, per_gpu_batch) -> ms``; :func:`roofline_step_time` is the built-in one.
+``step_time_ms(gpu_name, per_gpu_batch) -> ms``: :func:`network_step_time` sums the
+per-layer cost models over a network's layers (AI Gauge's approach: a learned model of the
+step), :func:`roofline_step_time` needs only a job's FLOP and byte totals.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from matplotlib.figure import Figure
 from costnet import config
 from costnet.errors import CostnetError
 from costnet.hardware import load_catalog
+from costnet.nets.predictor import Predictor
+from costnet.networks.estimate import Setting, choose_models, hardware_features, layer_times
+from costnet.networks.extract import extract_layers
+from costnet.networks.zoo import build_network, example_input
 from costnet.paleo.comm import comm_time_ms
 
 StepTime = Callable[[str, int], float]
@@ -137,6 +143,28 @@ def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: fl
         return per_gpu_batch * max(compute_s, memory_s) * 1e3
 
     return step_time_ms
+
+
+def network_step_time(network: str, predictors: Iterable[Predictor], setting: Setting) -> tuple[StepTime, int]:
+    """A classic network's step time per GPU from per-layer cost models, and its parameter count.
+
+    The step is the sum of the network's layer times at the per-GPU batch
+    (:func:`costnet.networks.estimate.layer_times`), each op predicted by the model
+    trained on that GPU where one is given (else any model of the op, else PALEO's
+    analytical time at ``setting``'s PPP). Layers are extracted once per batch size.
+    """
+    module, _ = build_network(network)
+    params = sum(p.numel() for p in module.parameters())
+    found = list(predictors)
+    layers: dict[int, pd.DataFrame] = {}
+
+    def step_time_ms(gpu: str, per_gpu_batch: int) -> float:
+        if per_gpu_batch not in layers:
+            layers[per_gpu_batch] = extract_layers(module, example_input(network, per_gpu_batch))
+        table = layer_times(layers[per_gpu_batch], choose_models(found, gpu), hardware_features(gpu), setting)
+        return float(table["time_ms"].sum())
+
+    return step_time_ms, params
 
 
 def predict_configurations(step_time_ms: StepTime, gradient_bytes: float, job: Job,

@@ -39,12 +39,8 @@ def hardware_features(name: str) -> dict[str, Any]:
     return {"device": name, **from_catalog(lookup(name))}
 
 
-def load_models(paths: Iterable[str | Path], hardware: str | None = None) -> dict[str, Predictor]:
-    """One predictor per op from artifact files or run directories (their manifest.json).
-
-    Where several artifacts cover one op, those trained on ``hardware`` come
-    first, then MLPs before baselines; the first of the rest wins.
-    """
+def read_predictors(paths: Iterable[str | Path]) -> list[Predictor]:
+    """Every predictor of artifact files and run directories (their manifest.json)."""
     found: list[Predictor] = []
     for raw in paths:
         path = Path(raw)
@@ -56,6 +52,12 @@ def load_models(paths: Iterable[str | Path], hardware: str | None = None) -> dic
             found += [load_predictor(path / e["path"]) for e in entries]
         else:
             found.append(load_predictor(path))
+    return found
+
+
+def choose_models(found: Iterable[Predictor], hardware: str | None = None) -> dict[str, Predictor]:
+    """One predictor per op: those trained on ``hardware`` first, then MLPs before
+    baselines; the first of the rest wins."""
 
     def rank(p: Predictor) -> tuple[int, int]:
         devices = [str(d).lower() for d in p.meta.get("train_devices", [])]
@@ -67,6 +69,11 @@ def load_models(paths: Iterable[str | Path], hardware: str | None = None) -> dic
     for p in sorted(found, key=rank):
         models.setdefault(p.op, p)
     return models
+
+
+def load_models(paths: Iterable[str | Path], hardware: str | None = None) -> dict[str, Predictor]:
+    """One predictor per op from artifact files or run directories (see :func:`choose_models`)."""
+    return choose_models(read_predictors(paths), hardware)
 
 
 def op_rows(layers: pd.DataFrame, op: str, context: Mapping[str, Any]) -> pd.DataFrame:
