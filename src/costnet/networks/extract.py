@@ -249,7 +249,7 @@ BINARY_FUNCTIONS = {"add": "add", "iadd": "add", "__add__": "add", "__iadd__": "
                     "sub": "add", "__sub__": "add", "mul": "mul", "__mul__": "mul", "imul": "mul",
                     "mul_": "mul", "truediv": "mul", "__truediv__": "mul", "div": "mul"}
 FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "size", "getitem", "__getitem__",
-                  "getattr", "contiguous", "unsqueeze", "squeeze", "chunk", "split", "expand", "t", "dim"}
+                  "getattr", "contiguous", "unflatten", "unsqueeze", "squeeze", "chunk", "split", "expand", "t", "dim"}
 FREE_MODULES = (nn.Flatten, nn.Identity, nn.Unflatten)
 
 
