@@ -20,12 +20,14 @@ import pandas as pd
 
 from costnet.config import compose
 from costnet.protocols.train import run_training
+from costnet.reproduce.registry import paper
 
-# Justus et al. 2018: per-GPU conv RMSE (ms), Fig. 3; all-GPU model (batch < 33), Fig. 6;
-# leave-one-out MRE, Sec. V.
-PAPER_CONV_RMSE = {"V100": 1.73, "P100": 3.32, "GTX1080Ti": 2.55, "M60": 6.07, "K80": 7.84, "K40": 11.90}
-PAPER_JOINT = {"rmse_ms": 3.88, "mre": 0.109}
-PAPER_LODO_MRE = {"V100": 0.396, "GTX1080Ti": 0.256}
+# Justus et al. 2018's published numbers, cited in conf/experiment/justus_*.yaml: per-GPU conv
+# RMSE (ms), Fig. 3; all-GPU model (batch < 33), Fig. 6; leave-one-out MRE, Sec. V.
+PAPER_CONV_RMSE = paper("justus_per_device", "rmse_ms", "conv")
+PAPER_JOINT = {"rmse_ms": paper("justus_joint", "rmse_ms", "conv")["all"],
+               "mre": paper("justus_joint", "mre", "conv")["all"]}
+PAPER_LODO_MRE = paper("justus_lodo_fewshot", "mre", "lodo")
 
 RUNS = {
     "conv_per_device": ["op=conv", "protocol=per_device"],

@@ -1,12 +1,14 @@
 """Reproduce PALEO's AlexNet data-parallel case (Qi, Sparks & Talwalkar, ICLR 2017, Table 4).
 
-    python -m experiments.paleo_scaling --out results/paleo_scaling
+    python experiments/paleo_scaling.py [--out DIR]     # same as costnet-reproduce --only paleo_scaling
 
 AlexNet (one tower, Krizhevsky 2014) on 1, 2, 4 and 8 K20 GPUs, 128 images per GPU per step
 (weak scaling), gradients exchanged over PCIe 2.0 at 8 GB/s x PPP_comm 0.75 = the 6 GB/s
 Krizhevsky measured, PPP_comp 0.46, all as in PALEO's own script for this case
 (scripts/exp_case_hybrid.sh). The setup and the published numbers are read from
-conf/paleo/experiments/alexnet_k20.yaml. Writes table.md, table.csv and scaling.png.
+conf/paleo/experiments/alexnet_k20.yaml (conf/experiment/paleo_scaling.yaml names it); the work
+is costnet.reproduce.paleo. Writes <out>/paleo_scaling/table.md, table.csv, scaling.png and
+provenance.json, and <out>/REPORT.md.
 
 Where and why our numbers differ from PALEO's:
 
@@ -32,88 +34,9 @@ Where and why our numbers differ from PALEO's:
   only: this package models data parallelism.
 """
 
-from __future__ import annotations
+import sys
 
-import argparse
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import pandas as pd
-import yaml
-
-from costnet.config import repo_root
-from costnet.paleo.comm import SCHEMES
-from costnet.paleo.estimate import estimate
-from costnet.paleo.presets import paleo_dir
-
-
-def load_reference() -> dict:
-    """The setup and published numbers of conf/paleo/experiments/alexnet_k20.yaml."""
-    return yaml.safe_load((paleo_dir() / "experiments" / "alexnet_k20.yaml").read_text())
-
-
-def build_table(reference: dict) -> pd.DataFrame:
-    """Ours beside the published numbers, one row per worker count."""
-    setup, published = reference["setup"], reference["published"]
-    result = estimate(setup["net"], setup["device"], setup["link"], setup["workers"], setup["scaling"],
-                      setup["batch_size"], setup["ppp_comp"], setup["ppp_comm"])
-    scaling = pd.DataFrame(result["scaling_table"])
-    table = pd.DataFrame({"workers": scaling["workers"], "compute_ms": scaling["compute_ms"]})
-    samples = setup["epochs"] * setup["images"]
-    for scheme in SCHEMES:
-        steps = samples / scaling["global_batch"]
-        table[f"ours {scheme} step_ms"] = scaling[f"step_ms_{scheme}"]
-        table[f"ours {scheme} hours"] = steps * scaling[f"step_ms_{scheme}"] / 3.6e6
-        table[f"ours {scheme} speedup"] = scaling[f"speedup_{scheme}"]
-    for key, label in (("paleo_data_parallel_hours", "PALEO data-parallel"), ("paleo_hybrid_hours", "PALEO hybrid"),
-                       ("one_weird_trick_hybrid_hours", "Krizhevsky hybrid (measured)")):
-        hours = pd.Series(published[key], dtype=float)
-        table[f"{label} hours"] = hours
-        table[f"{label} speedup"] = hours.iloc[0] / hours
-    return table
-
-
-def plot(table: pd.DataFrame, path: Path) -> None:
-    """Speedup against workers: ours per scheme and the published curves."""
-    plt.switch_backend("Agg")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for scheme in SCHEMES:
-        ax.plot(table["workers"], table[f"ours {scheme} speedup"], marker="o", label=f"ours, {scheme}")
-    for label, style in (("PALEO data-parallel", "k--"), ("PALEO hybrid", "k:"),
-                         ("Krizhevsky hybrid (measured)", "r-.")):
-        ax.plot(table["workers"], table[f"{label} speedup"], style, marker="s", label=f"{label} (published)")
-    ax.plot(table["workers"], table["workers"], color="grey", lw=0.8, label="linear")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("K20 workers (128 images each)")
-    ax.set_ylabel("speedup in throughput")
-    ax.set_title("AlexNet, data parallel over 6 GB/s PCIe")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=repo_root() / "results" / "paleo_scaling")
-    args = parser.parse_args()
-    reference = load_reference()
-    table = build_table(reference)
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "table.csv", index=False)
-    flag = "" if reference["published"]["verified"] else (
-        "\n\n**The published numbers are unverified** (recalled from PALEO Table 4, not read from the PDF); "
-        "check them before citing.")
-    short = table[["workers", "compute_ms"] + [c for c in table.columns if c.endswith("speedup") or "hours" in c]]
-    text = (f"# PALEO AlexNet / K20 data-parallel reproduction\n\nSource of published numbers: "
-            f"{reference['published']['source']}.{flag}\n\n"
-            + short.round(2).to_markdown(index=False)
-            + "\n\nWhy ours differ: see the docstring of experiments/paleo_scaling.py.\n")
-    (args.out / "table.md").write_text(text)
-    plot(table, args.out / "scaling.png")
-    print(text)
-    print(f"wrote {args.out}/table.md, table.csv, scaling.png")
-
+from costnet.cli.reproduce import main
 
 if __name__ == "__main__":
-    main()
+    main(["--only", "paleo_scaling", *sys.argv[1:]])

@@ -33,9 +33,13 @@ def conf_dir() -> Path:
 
 
 def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose a config like the CLI would (for tests, notebooks and scripts)."""
+    """Compose a config like the CLI would: inside a costnet Hydra app from its config
+    directory, elsewhere (tests, notebooks, scripts) from :func:`conf_dir`."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))

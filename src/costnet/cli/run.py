@@ -7,30 +7,33 @@ import logging
 import warnings
 from pathlib import Path
 
-from hydra import compose
 from omegaconf import DictConfig
 
 from costnet.cli.common import run_hydra
 from costnet.collect.runner import collect
+from costnet.config import compose
 from costnet.data.info import info
 from costnet.protocols.train import run_training, summary_table
 
 
-def _task(cfg: DictConfig) -> None:
+def run_job(cfg: DictConfig) -> None:
+    """Collect every entry of ``cfg.collect`` into ``<out>/data``, summarize the dataset, and
+    train every entry of ``cfg.train`` on it into ``<out>/train/<name>`` (conf/run.yaml,
+    conf/networks.yaml)."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     out = Path(str(cfg.out))
     data = out / "data"
     for name, overrides in cfg.collect.items():
         print(f"== collect {name}")
-        job = compose(config_name="collect", overrides=[
+        job = compose("collect", [
             *overrides, f"out={data}", f"seed={cfg.seed}", f"device={cfg.device}"])
         print("\n".join(collect(job).lines()))
     print("== dataset")
     print(info(data))
     for name, overrides in cfg.train.items():
         print(f"== train {name} (test rows: 10 % of the collection, never used for fitting)")
-        job = compose(config_name="train", overrides=[
+        job = compose("train", [
             *overrides, "dataset=local", f"dataset.path={data}", f"out={out / 'train' / name}",
             f"seed={cfg.seed}"])
         print(summary_table(run_training(job)))
@@ -39,7 +42,7 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    run_hydra("run", _task)
+    run_hydra("run", run_job)
 
 
 if __name__ == "__main__":

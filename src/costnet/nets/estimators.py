@@ -158,6 +158,18 @@ SKLEARN = {
 }
 
 
+def make_regressor(model: str, params: Mapping[str, Any], seed: int) -> Any:
+    """An unfitted scikit-learn regressor of ``model`` (a key of SKLEARN), seeded."""
+    if model not in SKLEARN:
+        raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(SKLEARN)}")
+    cls = SKLEARN[model][0]
+    if "random_state" in cls().get_params():
+        params = {"random_state": seed, **params}
+    if cls is HistGradientBoostingRegressor:  # boost until the validation rows stop improving
+        params = {"max_iter": 3000, "early_stopping": True, "n_iter_no_change": 50, **params}
+    return cls(**params)
+
+
 class SklearnEstimator(Estimator):
     """A scikit-learn regressor on log time; a grid of parameters chosen on validation MRE."""
 
@@ -173,14 +185,6 @@ class SklearnEstimator(Estimator):
         self.regressor: Any = None
         self.chosen: dict[str, Any] = {}
 
-    def _make(self, params: Mapping[str, Any]) -> Any:
-        cls = SKLEARN[self.model][0]
-        if "random_state" in cls().get_params():
-            params = {"random_state": self.seed, **params}
-        if cls is HistGradientBoostingRegressor:  # boost until the validation rows stop improving
-            params = {"max_iter": 3000, "early_stopping": True, "n_iter_no_change": 50, **params}
-        return cls(**params)
-
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> SklearnEstimator:
         self.transform.fit(train)
         x, y = self.transform.transform(train), np.log(target(train))
@@ -189,7 +193,7 @@ class SklearnEstimator(Estimator):
         best = np.inf
         for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
             params = dict(zip(keys, values))
-            reg = self._make(params)
+            reg = make_regressor(self.model, params, self.seed)
             if isinstance(reg, HistGradientBoostingRegressor) and len(val):
                 reg.fit(x, y, X_val=xv, y_val=np.log(yv))
             else:

@@ -1,5 +1,6 @@
 """``costnet-train``'s work: fit the model (and baselines) on every fold of a protocol,
-score each on its test rows, and write artifacts, metrics, a manifest and plots."""
+score each on its test rows, and write artifacts, metrics, test predictions, a manifest
+and plots."""
 
 from __future__ import annotations
 
@@ -68,10 +69,15 @@ class Run:
         self.cfg, self.op, self.out = cfg, op, Path(str(cfg.out))
         self.rows: list[dict[str, Any]] = []
         self.manifest: list[dict[str, Any]] = []
+        self.predictions: list[pd.DataFrame] = []
 
     def score(self, fold: Fold, model: str, test: pd.DataFrame, pred: np.ndarray, train_s: float,
               k: int | None = None) -> pd.DataFrame:
-        """Record the metrics per device (and pooled over several devices); returns them."""
+        """Record the metrics per device (and pooled over several devices) and the
+        predictions; returns the metrics."""
+        self.predictions.append(pd.DataFrame({
+            "row": test.index, "fold": fold.name, "model": model, "k": k, "device": test["device"].astype(str),
+            "measured_ms": test["time_median_ms"].to_numpy(float), "predicted_ms": pred}))
         rows = metrics_by(test, pred, ["device"]).to_dict("records")
         if len(rows) > 1:  # a model tested on several devices is also scored on all its rows pooled
             rows.append({"device": "all", **metrics(test["time_median_ms"].to_numpy(), pred)})
@@ -101,6 +107,7 @@ class Run:
     def write(self) -> pd.DataFrame:
         table = pd.DataFrame(self.rows)
         table.to_csv(self.out / "metrics.csv", index=False)
+        pd.concat(self.predictions, ignore_index=True).to_parquet(self.out / "predictions.parquet", index=False)
         nested: dict[str, Any] = {}
         for r in self.rows:
             key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"

@@ -1,0 +1,188 @@
+"""costnet-reproduce: provenance, results, the report, the CLI and quick runs of the experiments."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from costnet.cli import reproduce as cli
+from costnet.config import repo_root
+from costnet.reproduce import provenance
+from costnet.reproduce.justus import Trained, metric_table
+from costnet.reproduce.provenance import MissingInput, data_hashes, git_state
+from costnet.reproduce.registry import experiment_names, load_experiment, paper, runner
+from costnet.reproduce.result import Result
+
+JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
+needs_justus = pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
+
+
+def reproduce(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", "costnet.cli.reproduce", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def quick(name: str, out: Path, *subset: str) -> None:
+    """Run one experiment in quick mode in-process, with extra ``subset`` overrides."""
+    cfg = load_experiment(name, quick=True, out=out / name)
+    if subset:
+        cfg.subset = OmegaConf.merge(cfg.subset, {"all": [*cfg.subset.get("all", []), *subset]}) \
+            if OmegaConf.is_dict(cfg.subset) else [*cfg.subset, *subset]
+    runner(cfg)(cfg).write(out / name, OmegaConf.to_container(cfg, resolve=True), 0.0)
+
+
+# ----------------------------------------------------------------- provenance
+
+
+def test_git_commit_is_recorded_and_unknown_outside_a_checkout(tmp_path: Path, monkeypatch) -> None:
+    state = git_state()
+    assert len(state["commit"]) == 40 and all(c in "0123456789abcdef" for c in state["commit"])
+    assert state["dirty"] in (True, False)
+    monkeypatch.setattr(provenance, "repo_root", lambda: tmp_path)
+    assert git_state() == {"commit": "unknown", "dirty": None}
+
+
+def test_data_hash_changes_with_a_file_and_not_with_its_location(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.parquet").write_bytes(b"rows" * 1000)
+        (tmp_path / folder / "y.parquet").write_bytes(b"more")
+    first = data_hashes([tmp_path / "a" / "y.parquet", tmp_path / "a" / "x.parquet"])
+    assert list(first["files"]) == ["x.parquet", "y.parquet"]
+    assert data_hashes([tmp_path / "b" / "x.parquet", tmp_path / "b" / "y.parquet"])["sha256"] == first["sha256"]
+    (tmp_path / "a" / "y.parquet").write_bytes(b"More")
+    changed = data_hashes([tmp_path / "a" / "x.parquet", tmp_path / "a" / "y.parquet"])
+    assert changed["sha256"] != first["sha256"] and changed["files"]["x.parquet"] == first["files"]["x.parquet"]
+
+
+def test_result_records_config_commit_and_data(tmp_path: Path) -> None:
+    data = tmp_path / "input.csv"
+    data.write_text("a,b\n1,2\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f.png").write_bytes(b"png")
+    result = Result("demo", "A demo", "what", "on what", "how", pd.DataFrame({"x": [1.0, np.nan]}), figures=["f.png"],
+                    notes=["a note"], inputs=[data])
+    config = {"seed": 3, "train": ["op=conv", "max_rows=10"], "quick": {"train": ["op=conv", "max_rows=10"]}}
+    record = result.write(tmp_path / "out", config, 1.5)
+    stored = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert stored["config"] == config and stored["commit"] == record["commit"] != ""
+    assert stored["data"]["files"] == {"input.csv": provenance.file_sha256(data)} and stored["quick"] is True
+    page = (tmp_path / "out" / "table.md").read_text()
+    assert "# A demo" in page and "![demo: f.png](f.png)" in page and "- a note" in page
+    assert "QUICK" in page and "max_rows=10" in page
+    assert pd.read_csv(tmp_path / "out" / "table.csv")["x"].tolist()[0] == 1.0
+    assert not result.write(tmp_path / "out", {"seed": 3}, 1.5)["quick"]
+    assert "Full run" in (tmp_path / "out" / "table.md").read_text()
+
+
+# ----------------------------------------------------------------- configs and tables
+
+
+def test_every_experiment_has_a_config_and_runner_and_quick_merges() -> None:
+    names = experiment_names()
+    assert names == ["justus_per_device", "justus_joint", "justus_lodo_fewshot", "aigauge_regressors",
+                     "network_validation", "paleo_scaling"]
+    for name in names:
+        full, fast = load_experiment(name), load_experiment(name, quick=True)
+        assert full.name == name and "quick" not in full and "quick" in fast and callable(runner(full))
+    assert load_experiment("justus_joint", quick=True).subset.all[0] == "max_rows=300"
+    assert load_experiment("aigauge_regressors", quick=True).models.random_forest.grid.min_samples_leaf == [1, 5]
+    assert paper("justus_per_device", "rmse_ms", "conv")["V100"] == 1.73
+
+
+def test_metric_table_puts_paper_numbers_beside_ours() -> None:
+    rows = []
+    for model, scale in (("mlp", 1.0), ("gbm", 2.0)):
+        common = {"model": model, "device": "V100", "rmse_ms": scale}
+        rows += [{**common, "run": "lodo", "k": None, "n": 10, "mre": 0.1 * scale},
+                 {**common, "run": "fewshot", "k": 0, "n": 8, "mre": 0.2},
+                 {**common, "run": "fewshot", "k": 10, "n": 8, "mre": 0.1}]
+    trained = Trained(pd.DataFrame(rows), pd.DataFrame(), {}, [], "mlp")
+    table = metric_table(trained, {"mre": {"lodo": {"V100": 0.396}}, "source": "test"})
+    assert list(table.columns) == ["run", "device", "k", "test rows", "rmse_ms gbm", "rmse_ms mlp", "mre gbm",
+                                   "mre mlp", "paper mre"]
+    lodo = table[table["run"] == "lodo"].iloc[0]
+    assert pd.isna(lodo["k"]) and lodo["paper mre"] == 0.396 and lodo["mre gbm"] == pytest.approx(0.2)
+    assert table[table["run"] == "fewshot"]["paper mre"].isna().all() and len(table) == 3
+
+
+# ----------------------------------------------------------------- the CLI
+
+
+def test_quick_paleo_writes_its_result_and_the_report(tmp_path: Path) -> None:
+    done = reproduce("--quick", "--only", "paleo_scaling", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "paleo_scaling"
+    for name in ("table.md", "table.csv", "scaling.png", "provenance.json"):
+        assert (folder / name).is_file(), name
+    record = json.loads((folder / "provenance.json").read_text())
+    assert record["quick"] is True and record["config"]["reference"] == "alexnet_k20"
+    assert "alexnet_k20.yaml" in " ".join(record["data"]["files"])
+    table = pd.read_csv(folder / "table.csv")
+    assert table["workers"].tolist() == [1, 2, 4, 8] and "PALEO data-parallel hours" in table
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "](paleo_scaling/scaling.png)" in report and "## PALEO" in report and "`justus_joint`: not run" in report
+
+
+def test_unknown_experiment_is_a_clear_error() -> None:
+    done = reproduce("--only", "paleo_scaling", "bogus_experiment")
+    assert done.returncode == 2 and "bogus_experiment" in done.stderr and "invalid choice" in done.stderr
+
+
+def test_missing_input_is_skipped_with_its_reason(tmp_path: Path, monkeypatch) -> None:
+    cfg = load_experiment("justus_joint", quick=True, out=tmp_path / "justus_joint")
+    cfg.subset.all = [*cfg.subset.all, f"dataset.path={tmp_path / 'absent'}"]
+    with pytest.raises(MissingInput, match="absent"):
+        runner(cfg)(cfg)
+
+    def absent(name: str, quick: bool, out: Path) -> float:
+        raise MissingInput(f"no data for {name}")
+
+    monkeypatch.setattr(cli, "run_one", absent)
+    cli.main(["--only", "justus_joint", "--out", str(tmp_path)])
+    assert "`justus_joint`: skipped: no data for justus_joint" in (tmp_path / "REPORT.md").read_text()
+
+
+# ----------------------------------------------------------------- quick runs on the data
+
+
+@needs_justus
+def test_quick_justus_joint_on_a_tiny_subset(tmp_path: Path) -> None:
+    quick("justus_joint", tmp_path, "max_rows=80")
+    folder = tmp_path / "justus_joint"
+    table = pd.read_csv(folder / "table.csv")
+    assert set(table["device"]) == {"V100", "K80", "all"} and "paper rmse_ms" in table
+    assert table.loc[table["device"] == "all", "paper rmse_ms"].tolist() == [3.88]
+    assert {"rmse_ms mlp", "mre gbm", "mre linear_flops"} <= set(table.columns) and (table["test rows"] > 0).all()
+    assert (folder / "conv_predicted_vs_measured.png").is_file()
+    record = json.loads((folder / "provenance.json").read_text())
+    assert set(record["data"]["files"]) == {"conv.parquet", "dense.parquet"}
+    assert record["runs"]["conv"]["tracking"]["group"] == "justus_joint" and record["runs"]["conv"]["max_rows"] == 80
+
+
+@pytest.mark.parametrize("name, subset", [
+    ("paleo_scaling", []),
+    pytest.param("aigauge_regressors", ["max_rows=60"], marks=needs_justus),
+])
+def test_same_seed_same_table(tmp_path: Path, name: str, subset: list[str]) -> None:
+    for run in ("first", "second"):
+        quick(name, tmp_path / run, *subset)
+    first, second = ((tmp_path / run / name / "table.csv").read_text() for run in ("first", "second"))
+    assert first == second
+
+
+@pytest.mark.slow
+def test_quick_network_validation(tmp_path: Path) -> None:
+    quick("network_validation", tmp_path)
+    table = pd.read_csv(tmp_path / "network_validation" / "table.csv")
+    assert table[["network", "batch", "mode"]].values.tolist() == [["resnet18", 1, "forward"]]
+    assert (table[["whole_ms", "layer_sum_ms", "predicted_ms"]] > 0).all(axis=None)
