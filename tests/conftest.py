@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -13,6 +15,13 @@ FAST = ["measure_peaks=false", "progress=false", "timing.min_runs=2", "timing.ma
         "timing.budget_s=0.005", "timing.warmup_runs=1", "timing.min_block_s=0.0005"]
 TINY_DENSE = ["space=dense", "space.params.batch.high=4", "space.params.in_features.high=64",
               "space.params.out_features.high=64"]
+
+
+def run_cli(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m costnet.cli.<module> ARGS`` with W&B disabled; output captured as text."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    return subprocess.run([sys.executable, "-m", f"costnet.cli.{module}", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from costnet.gauge import (
     steps_per_epoch,
 )
 from costnet.hardware import load_catalog
+from tests.conftest import run_cli
 
 # ----------------------------------------------------------------- online
 
@@ -264,9 +264,7 @@ def test_bad_catalog(tmp_path: Path) -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "costnet.cli.gauge", *args], check=False, capture_output=True,
-                          text=True, env=env, timeout=300)
+    return run_cli("gauge", *args)
 
 
 def test_cli_offline_writes_its_files(tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,7 @@ from costnet.networks.validate import repredict
 from costnet.networks.zoo import NETWORKS, build_network, example_input
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
+from tests.conftest import run_cli
 
 CONFIG_COLUMNS = ["op", "batch", "size", "channels_in", "channels_out", "kernel", "stride", "padding",
                   "in_features", "out_features", "features", "fn"]
@@ -170,15 +169,13 @@ def test_layer_times_use_models_and_fall_back_to_analytical() -> None:
 
 def test_costnet_predict_prints_and_writes_totals(tmp_path) -> None:
     out = tmp_path / "vgg.json"
-    done = subprocess.run([sys.executable, "-m", "costnet.cli.predict", "network=alexnet", "batch_size=2",
-                           "hardware=V100", "mode=forward", f"out={out}"], capture_output=True, text=True)
+    done = run_cli("predict", "network=alexnet", "batch_size=2", "hardware=V100", "mode=forward", f"out={out}")
     assert done.returncode == 0, done.stderr
     assert "ms per batch" in done.stdout
     result = json.loads(out.read_text())
     assert result["batch_ms"] > 0 and result["batches_per_epoch"] == math.ceil(1281167 / 2)
     assert {layer["op"] for layer in result["layers"]} >= {"conv2d", "dense", "pool2d"}
-    bad = subprocess.run([sys.executable, "-m", "costnet.cli.predict", "network=lenet"],
-                         capture_output=True, text=True)
+    bad = run_cli("predict", "network=lenet")
     assert bad.returncode == 2 and "lenet" in bad.stderr
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from costnet.paleo.model import Platform, fit_ppp, pass_times, phase_times, upda
 from costnet.paleo.presets import Costs, Device, get_device, get_link, load_costs
 from costnet.paleo.scaling import scaling_table
 from costnet.paleo.spec import load_net, parse_spec, shipped_nets
+from tests.conftest import run_cli
 
 # round numbers: 1 GFLOP/s, 1 GB/s (10^9 bytes), 4-byte elements
 UNIT = Device("UNIT", "unit", peak_gflops=1.0, memory_gbs=1.0, source="test")
@@ -333,9 +332,7 @@ def test_from_layer_frame() -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "costnet.cli.paleo", *args], check=False, capture_output=True,
-                          text=True, env=env, timeout=300)
+    return run_cli("paleo", *args)
 
 
 def test_cli_contract(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +18,14 @@ from costnet.reproduce.justus import Trained, metric_table
 from costnet.reproduce.provenance import MissingInput, data_hashes, git_state
 from costnet.reproduce.registry import experiment_names, load_experiment, paper, runner
 from costnet.reproduce.result import Result
+from tests.conftest import run_cli
 
 JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
 needs_justus = pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
 
 
 def reproduce(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "costnet.cli.reproduce", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return run_cli("reproduce", *args)
 
 
 def quick(name: str, out: Path, *subset: str) -> None:

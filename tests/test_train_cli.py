@@ -13,7 +13,7 @@ import pytest
 
 from costnet.collect.runner import collect
 from costnet.config import compose, repo_root
-from tests.conftest import FAST, TINY_DENSE
+from tests.conftest import FAST, TINY_DENSE, run_cli
 from tests.wandb_offline import read_run
 
 JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
@@ -22,10 +22,7 @@ QUICK = ["model.max_epochs=3", "model.width=32", "model.depth=2", "tracking.wand
          "model.patience=3"]
 
 
-def cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", f"costnet.cli.{module}", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+cli = run_cli
 
 
 @pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")

@@ -28,7 +28,6 @@ import pandas as pd
 import torch
 from torch import nn
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from costnet.errors import CostnetError
@@ -276,7 +275,7 @@ def _tf_padding(size: int, kernel: int, stride: int, out: int) -> tuple[str, str
 def _conv(m: nn.Conv2d, x: TensorArg, out: tuple[int, ...]) -> dict[str, Any]:
     b, cin, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
-    oh, ow = out[2], out[3]
+    oh = out[2]
     notes = []
     if (dh, dw) != (1, 1):
         raise _Uncovered(f"dilation {(dh, dw)}")

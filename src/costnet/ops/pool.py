@@ -16,6 +16,14 @@ from costnet.ops.base import (PADDINGS, Elements, Op, Padded, Params, channel_ca
 POOLS = ("max", "avg")
 
 
+def _planes(p: Params, rng: np.random.Generator) -> dict[str, Any]:
+    """Batch, square size and input channels below ``channel_budget / size``, drawn in that
+    order (size first, so the cap can depend on it)."""
+    size = p.int("size", rng)
+    cap = channel_cap(p.settings["channel_budget"], size)
+    return {"batch": p.int("batch", rng), "size": size, "channels_in": p.int("channels", rng, high=cap)}
+
+
 class Pool2d(Op):
     """Max or average pooling with TensorFlow-style 'same'/'valid' padding.
 
@@ -34,13 +42,10 @@ class Pool2d(Op):
     has_params = False
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
-        size = p.int("size", rng)
-        cap = channel_cap(p.settings["channel_budget"], size)
+        cfg = _planes(p, rng)
         return {
-            "batch": p.int("batch", rng),
-            "size": size,
-            "channels_in": p.int("channels", rng, high=cap),
-            "kernel": p.int("kernel", rng, high=size),
+            **cfg,
+            "kernel": p.int("kernel", rng, high=cfg["size"]),
             "stride": p.int("stride", rng),
             "padding": p.pick("padding", rng),
             "pool": p.pick("pool", rng),
@@ -83,13 +88,10 @@ class AdaptivePool2d(Op):
     has_params = False
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
-        size = p.int("size", rng)
-        cap = channel_cap(p.settings["channel_budget"], size)
+        cfg = _planes(p, rng)
         return {
-            "batch": p.int("batch", rng),
-            "size": size,
-            "channels_in": p.int("channels", rng, high=cap),
-            "target_size": p.int("target_size", rng, high=size),
+            **cfg,
+            "target_size": p.int("target_size", rng, high=cfg["size"]),
             "pool": p.pick("pool", rng),
         }
 
