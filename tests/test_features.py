@@ -85,6 +85,26 @@ def test_forward_rows_have_no_backward_cost() -> None:
     assert adam["flops_update"] == 12 * adam["params"] and adam["bytes"] > f["bytes"]
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["op"])
+def test_gemm_view_accounts_for_the_forward_product(case: dict) -> None:
+    """M x N x K (per group) is the forward's matrix work; tiles cover the M x N output."""
+    row = {**case, "mode": "forward", "optimizer": "none", "dtype": "float32", "bias": False, "activation": "none"}
+    f = analytical_features(pd.DataFrame([row])).iloc[0]
+    groups = case.get("groups", 1)
+    assert 2 * f["gemm_m"] * f["gemm_n"] * f["gemm_k"] * groups == pytest.approx(f["flops_fwd"])
+    tiles = np.ceil(f["gemm_m"] / 128) * np.ceil(f["gemm_n"] / 128)
+    assert f["gemm_tiles"] == tiles and f["tile_fill"] == pytest.approx(f["gemm_m"] * f["gemm_n"] / (tiles * 128**2))
+
+
+def test_gemm_tiles_count_partly_filled_tiles_whole() -> None:
+    row = {"op": "dense", "batch": 129, "in_features": 64, "out_features": 256, "mode": "forward",
+           "optimizer": "none", "dtype": "float32"}
+    f = analytical_features(pd.DataFrame([row, {**row, "op": "pool2d", "size": 8, "kernel": 2, "stride": 2,
+                                                "channels_in": 3, "padding": "valid"}]))
+    assert f.loc[0, "gemm_tiles"] == 2 * 2 and f.loc[0, "tile_fill"] == pytest.approx(129 * 256 / (4 * 128**2))
+    assert f.loc[1, ["gemm_m", "gemm_tiles", "tile_fill"]].tolist() == [0, 0, 0]  # pooling is no GEMM
+
+
 def test_transform_is_fitted_on_training_rows_only() -> None:
     train = pd.DataFrame({"batch": [1, 2, 3, 4], "activation": ["relu", "relu", "tanh", "tanh"]})
     other = pd.DataFrame({"batch": [100, 200], "activation": ["sigmoid", "relu"]})

@@ -16,7 +16,13 @@ from costnet.collect.memory import OPTIMIZER_STATES
 from costnet.errors import CostnetError
 
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
-                       "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity")
+                       "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity",
+                       "gemm_m", "gemm_n", "gemm_k", "gemm_tiles", "tile_fill")
+# GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
+# tiles; a partly filled last row or column of tiles costs a whole one ("tile
+# quantization", NVIDIA's Matrix Multiplication Background User's Guide). 128 x 128 is
+# the common large tile of those libraries.
+GEMM_TILE = 128
 
 # Approximate elementwise FLOPs per parameter of one update step, read off the
 # update rules in the torch.optim documentation (e.g. Adam: two moment updates,
@@ -77,8 +83,9 @@ def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
 
     Optional keys: ``input_grad_mm`` (input-gradient products per forward product),
     ``ew_bwd`` (backward elementwise FLOPs, default twice the forward's),
-    ``input_width`` (bytes per input element, default the dtype's) and
-    ``differentiable`` (0 where the inputs never take a gradient)."""
+    ``input_width`` (bytes per input element, default the dtype's),
+    ``differentiable`` (0 where the inputs never take a gradient) and ``gemm`` (M, N, K
+    of the forward product, for ops that are one GEMM)."""
     b = _col(frame, "batch", 1)
     act = frame["activation"].map(ACTIVATION_FLOPS).fillna(0).to_numpy() if "activation" in frame else 0
     mode = frame["mode"]
@@ -92,12 +99,13 @@ def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
         pad, odd = padding_amounts(size, k, s, o, frame["padding"])
         return dict(mm=2 * outputs * (cin / g) * k * k, ew=outputs * (bias + act), inputs=b * cin * size * size,
                     params=cout * (cin / g) * k * k + bias * cout, outputs=outputs, out_size=o,
-                    pad_total=pad, pad_odd=odd, align_in=alignment(cin), align_out=alignment(cout))
+                    pad_total=pad, pad_odd=odd, align_in=alignment(cin), align_out=alignment(cout),
+                    gemm=(b * o * o, cout / g, (cin / g) * k * k))  # implicit GEMM (per group)
     if op == "dense":
         fin, fout, bias = _col(frame, "in_features"), _col(frame, "out_features"), _col(frame, "bias", 1)
         return dict(mm=2 * b * fin * fout, ew=b * fout * (bias + act), inputs=b * fin,
                     params=fin * fout + bias * fout, outputs=b * fout, out_size=np.zeros(len(frame)),
-                    align_in=alignment(fin), align_out=alignment(fout))
+                    align_in=alignment(fin), align_out=alignment(fout), gemm=(b, fout, fin))
     if op == "pool2d":
         size, k, s, c = _col(frame, "size"), _col(frame, "kernel"), _col(frame, "stride", 1), _col(frame, "channels_in")
         o = output_sizes(size, k, s, frame["padding"])
@@ -110,7 +118,7 @@ def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
         m, kk, n = _col(frame, "m"), _col(frame, "k"), _col(frame, "n")
         return dict(mm=2 * b * m * kk * n, ew=np.zeros(len(frame)), inputs=b * kk * (m + n), input_grad_mm=2.0,
                     params=np.zeros(len(frame)), outputs=b * m * n, out_size=np.zeros(len(frame)),
-                    align_in=alignment(kk), align_out=alignment(n))
+                    align_in=alignment(kk), align_out=alignment(n), gemm=(b * m, n, kk))
     if op == "attention":
         h, L, d = _col(frame, "heads"), _col(frame, "seq_len"), _col(frame, "head_dim")
         causal = np.where(_col(frame, "causal") > 0, 0.5, 1.0)  # a causal mask skips about half the scores
@@ -171,6 +179,14 @@ def _per_op(frame: pd.DataFrame, op: str) -> dict[str, np.ndarray]:
     raise CostnetError(f"no analytical model for op {op!r}")
 
 
+def gemm_shape(m: np.ndarray, n: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
+    """An op's GEMM view (output rows M, columns N, reduction K), its number of
+    ``GEMM_TILE``-square output tiles and the share of those tiles' area it fills."""
+    tiles = np.ceil(m / GEMM_TILE) * np.ceil(n / GEMM_TILE)
+    return {"gemm_m": m, "gemm_n": n, "gemm_k": k, "gemm_tiles": tiles,
+            "tile_fill": np.where(tiles > 0, m * n / np.maximum(tiles, 1) / GEMM_TILE**2, 0.0)}
+
+
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``ANALYTICAL_FEATURES`` for every row of ``frame``."""
     out = pd.DataFrame(index=frame.index, columns=list(ANALYTICAL_FEATURES), dtype=float)
@@ -204,6 +220,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
             "bytes_in": bytes_in, "bytes_weights": bytes_w, "bytes_out": bytes_out,
             "flops": fwd + np.where(train, bwd + update, 0),
             "bytes": fwd_bytes + np.where(train, bwd_bytes + upd_bytes, 0),
+            **gemm_shape(*q.get("gemm", (zeros, zeros, zeros))),
         }
         for name, value in values.items():
             out.loc[rows.index, name] = value
