@@ -74,7 +74,7 @@ def _speed_ratio(cfg: DictConfig) -> float | None:
     if cfg.speed_ratio is not None:
         raise CostnetError("give either speed_ratio=X or target=DEVICE, not both")
     _required(cfg, "network")
-    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp))
+    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp), bool(cfg.compute_floor))
     step, _ = network_step_time(str(cfg.network), read_predictors([str(p) for p in cfg.models]), setting)
     batch = _integer(cfg.batch_size, "batch_size")
     here, there = step(str(cfg.device), batch), step(str(cfg.target), batch)
@@ -118,7 +118,7 @@ def _online(cfg: DictConfig) -> None:
 def _offline_step(cfg: DictConfig, job: Job) -> tuple[StepTime, float, str]:
     """The step-time predictor, the gradient bytes and a line saying which model gives the step."""
     if cfg.network is not None:
-        setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp))
+        setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp), bool(cfg.compute_floor))
         predictors = read_predictors([str(p) for p in cfg.models])
         step, params = network_step_time(str(cfg.network), predictors, setting)
         ops = sorted({p.op for p in predictors})

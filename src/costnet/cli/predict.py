@@ -22,7 +22,8 @@ def _task(cfg: DictConfig) -> None:
     layers = extract_layers(module, example_input(str(cfg.network), int(cfg.batch_size)), str(cfg.method))
     hardware = hardware_features(str(cfg.device))
     models = load_models([str(p) for p in cfg.models], str(cfg.device))
-    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem))
+    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem),
+                      bool(cfg.compute_floor))
     table = layer_times(layers, models, hardware, setting)
     total = network_time(table, int(cfg.batch_size), int(cfg.dataset_size))
     shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)

@@ -106,6 +106,10 @@ class Setting:
     dtype: str = "float32"
     ppp_comp: float = 1.0  # PALEO's platform percent of peak for uncovered layers
     ppp_mem: float = 1.0
+    # No layer runs faster than its FLOPs at the device's peak (the compute roof of the
+    # roofline model, Williams et al. 2009): a model's prediction below it is raised to it.
+    # Only the compute roof: a layer whose tensors stay in cache beats the DRAM bandwidth.
+    compute_floor: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("train", "forward"):
@@ -134,8 +138,11 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         extra = analytical_features(rows)
         table.loc[index, "flops"] = extra["flops"].to_numpy(float)
         if op in models:
-            table.loc[index, "time_ms"] = models[op].predict(rows)
-            table.loc[index, "source"] = f"model:{models[op].meta.get('model', 'model')}"
+            predicted = models[op].predict(rows)
+            floor = extra["flops"].to_numpy(float) / peak if setting.compute_floor else np.zeros(len(rows))
+            source = f"model:{models[op].meta.get('model', 'model')}"
+            table.loc[index, "time_ms"] = np.maximum(predicted, floor)
+            table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:
             table.loc[index, "time_ms"] = analytical(extra["flops"].to_numpy(float), extra["bytes"].to_numpy(float))
             table.loc[index, "source"] = "analytical (no model for this op)"
