@@ -81,6 +81,14 @@ def test_result_records_config_commit_and_data(tmp_path: Path) -> None:
     assert "Full run" in (tmp_path / "out" / "table.md").read_text()
 
 
+def test_result_records_the_code_state_from_the_start(tmp_path: Path) -> None:
+    """Edits made while an experiment runs do not change the commit it records."""
+    result = Result("demo", "A demo", "what", "on what", "how", pd.DataFrame({"x": [1.0]}))
+    record = result.write(tmp_path, {"seed": 0}, 1.0, {"commit": "abc123", "dirty": False})
+    assert (record["commit"], record["dirty"]) == ("abc123", False)
+    assert "commit `abc123`;" in (tmp_path / "table.md").read_text()
+
+
 # ----------------------------------------------------------------- configs and tables
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from costnet.errors import CostnetError
-from costnet.reproduce.provenance import MissingInput
+from costnet.reproduce.provenance import MissingInput, git_state
 from costnet.reproduce.registry import experiment_names, load_experiment, runner, settings
 from costnet.reproduce.report import write_report
 
@@ -46,10 +46,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def run_one(name: str, quick: bool, out: Path) -> float:
     """Run one experiment and write its result to ``out/name``; returns its seconds."""
     cfg = load_experiment(name, quick, out / name)
+    code = git_state()  # the checkout as it ran: edits made while it runs do not count
     start = time.perf_counter()
     result = runner(cfg)(cfg)
     seconds = time.perf_counter() - start
-    result.write(out / name, OmegaConf.to_container(cfg, resolve=True), seconds)
+    result.write(out / name, OmegaConf.to_container(cfg, resolve=True), seconds, code)
     return seconds
 
 

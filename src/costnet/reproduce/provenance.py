@@ -92,6 +92,8 @@ def versions() -> dict[str, str]:
     return found
 
 
-def provenance(config: Mapping[str, Any], inputs: Iterable[Path]) -> dict[str, Any]:
-    """Commit, software versions, the resolved config and the input data's hashes."""
-    return {**git_state(), "versions": versions(), "config": dict(config), "data": data_hashes(inputs)}
+def provenance(config: Mapping[str, Any], inputs: Iterable[Path], code: Mapping[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Commit, software versions, the resolved config and the input data's hashes; ``code`` is
+    the ``git_state()`` taken when the experiment started (the code that ran), else taken now."""
+    return {**(code or git_state()), "versions": versions(), "config": dict(config), "data": data_hashes(inputs)}

@@ -58,15 +58,17 @@ class Result:
                 + (f"seed {record['seed']}; " if record["seed"] is not None else "")
                 + f"{record['seconds']:.0f} s.*\n")
 
-    def write(self, out: Path, config: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+    def write(self, out: Path, config: Mapping[str, Any], seconds: float,
+              code: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """table.csv, table.md and provenance.json in ``out`` (the figures are already there);
         ``config`` is the resolved experiment config, where a ``quick`` key (the applied block)
-        marks a quick run. Returns the provenance record."""
+        marks a quick run; ``code`` is the ``git_state()`` from the experiment's start.
+        Returns the provenance record."""
         if missing := [f for f in self.figures if not (out / f).is_file()]:
             raise CostnetError(f"{self.name}: figure(s) {missing} were not written to {str(out)!r}")
         record = {"name": self.name, "title": self.title, "quick": "quick" in config, "seconds": round(seconds, 1),
                   "seed": config.get("seed"), "figures": list(self.figures),
-                  **provenance(config, self.inputs), "runs": dict(self.runs)}
+                  **provenance(config, self.inputs, code), "runs": dict(self.runs)}
         out.mkdir(parents=True, exist_ok=True)
         self.table.to_csv(out / "table.csv", index=False)
         atomic_write_bytes(out / "table.md", self.markdown(record).encode())
