@@ -174,6 +174,20 @@ def test_quick_justus_joint_on_a_tiny_subset(tmp_path: Path) -> None:
     assert record["runs"]["conv"]["tracking"]["group"] == "justus_joint" and record["runs"]["conv"]["max_rows"] == 80
 
 
+@needs_justus
+def test_justus_report_gathers_the_quick_runs(tmp_path: Path) -> None:
+    from experiments import justus_report
+
+    for name in ("justus_per_device", "justus_joint", "justus_lodo_fewshot"):
+        quick(name, tmp_path, "max_rows=60")
+    justus_report.main(["--results", str(tmp_path), "--out", str(tmp_path / "report.md")])
+    page = (tmp_path / "report.md").read_text()
+    for heading in ("conv, per_device", "dense, per_device", "conv, joint", "conv, lodo", "conv, lodo: where",
+                    "conv, fewshot"):
+        assert f"## {heading}" in page
+    assert "MLP train s" in page and "median predicted / measured" in page and "paper rmse_ms" in page
+
+
 @pytest.mark.parametrize("name, subset", [
     ("paleo_scaling", []),
     pytest.param("aigauge_regressors", ["max_rows=60"], marks=needs_justus),
