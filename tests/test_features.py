@@ -141,3 +141,17 @@ def test_unknown_feature_column_is_named() -> None:
     t = FeatureTransform(FeatureSet("t", ("batch", "wibble")))
     with pytest.raises(CostnetError, match="wibble"):
         t.fit(pd.DataFrame({"batch": [1, 2]}))
+
+
+@pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
+@pytest.mark.parametrize("name", sorted(p.stem for p in (repo_root() / "conf" / "features").glob("*.yaml")))
+def test_every_feature_set_fits_justus_rows(name: str) -> None:
+    from omegaconf import OmegaConf
+
+    from costnet.sources import load_source
+
+    rows = enrich(load_source({"name": "justus2018", "path": str(JUSTUS)}, "conv").head(300))
+    config = OmegaConf.load(repo_root() / "conf" / "features" / f"{name}.yaml")
+    spec = FeatureSet.from_config(OmegaConf.to_container(config))
+    x = FeatureTransform(spec).fit(rows).transform(rows)
+    assert x.shape[0] == 300 and x.shape[1] >= len(spec.numeric) and np.isfinite(x).all()
