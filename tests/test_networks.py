@@ -141,37 +141,36 @@ def test_classic_networks_flops_agree_with_flop_counter(name: str) -> None:
     assert not frame[frame["kind"] == "analytical"]["op"].isin(MATMUL_OPS).any()
 
 
+class ConstantConv:
+    """A stand-in conv2d cost model: predicts ``ms`` for every row and keeps the rows it saw."""
+
+    meta = {"model": "mlp", "op": "conv2d"}
+    op = "conv2d"
+
+    def __init__(self, ms: float) -> None:
+        self.ms, self.seen = ms, pd.DataFrame()
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        self.seen = rows
+        return np.full(len(rows), self.ms)
+
+
 def test_model_times_below_the_compute_floor_are_raised_to_it() -> None:
     frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))
-
-    class Instant:
-        meta = {"model": "mlp", "op": "conv2d"}
-        op = "conv2d"
-
-        def predict(self, rows: pd.DataFrame) -> np.ndarray:
-            return np.full(len(rows), 1e-9)
-
-    floored = layer_times(frame, {"conv2d": Instant()}, HARDWARE, Setting("forward"))
+    floored = layer_times(frame, {"conv2d": ConstantConv(1e-9)}, HARDWARE, Setting("forward"))
     convs = floored[floored["op"] == "conv2d"]
     # FLOPs at 100 GFLOP/s, in ms: 1e8 FLOP per ms
     assert convs["time_ms"].to_numpy() == pytest.approx(convs["flops"].to_numpy() / 1e8)
     assert convs["source"].str.contains("compute floor").all()
-    raw = layer_times(frame, {"conv2d": Instant()}, HARDWARE, Setting("forward", compute_floor=False))
+    raw = layer_times(frame, {"conv2d": ConstantConv(1e-9)}, HARDWARE, Setting("forward", compute_floor=False))
     assert (raw.loc[raw["op"] == "conv2d", "time_ms"] == 1e-9).all()
 
 
 def test_layer_times_use_models_and_fall_back_to_analytical() -> None:
     frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))
-
-    class Constant:
-        meta = {"model": "mlp", "op": "conv2d"}
-        op = "conv2d"
-
-        def predict(self, rows: pd.DataFrame) -> np.ndarray:
-            assert rows["mode"].eq("train").all() and rows["optimizer"].eq("sgd").all()
-            return np.full(len(rows), 2.0)
-
-    table = layer_times(frame, {"conv2d": Constant()}, HARDWARE, Setting("train", "sgd"))
+    model = ConstantConv(2.0)
+    table = layer_times(frame, {"conv2d": model}, HARDWARE, Setting("train", "sgd"))
+    assert len(model.seen) and model.seen["mode"].eq("train").all() and model.seen["optimizer"].eq("sgd").all()
     convs = table["op"] == "conv2d"
     assert (table.loc[convs, "time_ms"] == 2.0).all() and table.loc[convs, "source"].eq("model:mlp").all()
     others = table[(table["kind"] == "layer") & ~convs]

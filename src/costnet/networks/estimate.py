@@ -136,15 +136,16 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
     for op, index in table[covered].groupby("op").groups.items():
         rows = op_rows(table.loc[index], str(op), context)
         extra = analytical_features(rows)
-        table.loc[index, "flops"] = extra["flops"].to_numpy(float)
+        flops = extra["flops"].to_numpy(float)
+        table.loc[index, "flops"] = flops
         if op in models:
             predicted = models[op].predict(rows)
-            floor = extra["flops"].to_numpy(float) / peak if setting.compute_floor else np.zeros(len(rows))
+            floor = flops / peak if setting.compute_floor else np.zeros(len(rows))
             source = f"model:{models[op].meta.get('model', 'model')}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:
-            table.loc[index, "time_ms"] = analytical(extra["flops"].to_numpy(float), extra["bytes"].to_numpy(float))
+            table.loc[index, "time_ms"] = analytical(flops, extra["bytes"].to_numpy(float))
             table.loc[index, "source"] = "analytical (no model for this op)"
     rest = table["kind"] == "analytical"
     if rest.any():
