@@ -22,12 +22,12 @@ Where and why our numbers differ from PALEO's:
   it at 100% of peak (profile_apply_updates gets default options). A few ms per step.
 * Training hours: step time x 90 epochs x 1,281,167 images / global batch is our reading
   of how the table counts hours; speedups do not depend on it.
-* One worker: our 89.6 h is 7% under PALEO's 96.31 h; the nets differ (above) and PALEO's
-  update runs unscaled, so per step PALEO computes about 385 ms where we compute 358 ms.
+* One worker: our 89.8 h is 7% under PALEO's 96.31 h; the nets differ (above) and PALEO's
+  update runs unscaled, so per step PALEO computes about 385 ms where we compute 359 ms.
 * Communication: the table's data-parallel column does not name a scheme, so all four are
-  shown. Tree all-reduce matches it within 2% at 2 and 4 workers (55.0 vs 55.9 h, 32.6 vs
-  32.8 h) but at 8 workers PALEO's 28.65 h is 52% above our tree (18.8 h) and within 2% of
-  our one-to-all (29.0 h): PALEO's 8-GPU point carries communication we do not model (8
+  shown. Tree all-reduce matches it within 2% at 2 and 4 workers (55.1 vs 55.9 h, 32.6 vs
+  32.8 h) but at 8 workers PALEO's 28.65 h is 52% above our tree (18.9 h) and within 2% of
+  our one-to-all (29.1 h): PALEO's 8-GPU point carries communication we do not model (8
   GPUs of that era sat behind two PCIe switches, and PALEO halves the bandwidth between
   groups of four GPUs in its model-parallel fetches), so our tree curve keeps scaling.
 * The hybrid (model-parallel fully connected layers) columns are shown for reference

@@ -99,14 +99,9 @@ def _pool(r: _Row, parents: list[str], costs: Costs) -> L.Layer:
         k, s = r.int("kernel"), r.int("stride", r.int("kernel"))
         return L.pool2d(r.name, parents, shape, (k, k), (s, s), _padding(r), costs, kind)
     # adaptive pooling to target x target: windows of about ceil(size / target)
-    size, target = shape[0], r.int("target_size", 1)
-    window = math.ceil(size / target)
-    fwd, bwd = costs.flops("pool")
-    output = (target, target, shape[2])
-    n_in, n_out = L.elements(shape), L.elements(output)
-    return L.Layer(r.name, f"{kind}_pool", tuple(parents), output,
-                   forward=L.Work(fwd * window**2 * n_out, n_in, n_out),
-                   backward_data=L.Work(bwd * window**2 * n_out, n_out, n_in))
+    target = r.int("target_size", 1)
+    window = math.ceil(shape[0] / target)
+    return L.pooling(r.name, parents, shape, (target, target, shape[2]), window**2, costs, kind)
 
 
 def _gemm_free(r: _Row, parents: list[str], output: L.Shape, flops: float, read: float, written: float,

@@ -4,19 +4,29 @@ A layer's work in a phase is its FLOPs and the tensors it reads and writes. Acti
 terms are per sample (they scale with the batch); weight terms are per step. Shapes are
 per sample, channels last like PALEO's NHWC tensors: ``(H, W, C)`` or ``(D,)``.
 
-Phases follow PALEO's flops profiler (paleo/profilers/flops_profiler.py):
+Phases follow PALEO's flops profiler (TalwalkarLab/paleo, paleo/profilers/flops_profiler.py,
+GEMM path) and the gradient layers of paleo/layers/conv.py (``Conv2d.gradients``):
 
-* ``forward``: read inputs (and weights), compute, write outputs.
-* ``backward_data``: the gradient with respect to the layer's input. For convolution and
-  inner products it is again a GEMM with the forward's FLOPs; PALEO builds it as an
-  equivalent convolution over the (dilated) output gradient, whose hole-discounted FLOPs
-  equal the forward's. Layers fed only by the network input skip it (PALEO Conv2d
-  ``backprop=('data' not in parents)``).
-* ``backward_weights``: the gradient with respect to the weights, the same GEMM FLOPs,
-  reading inputs and output gradients and writing the weight gradients.
+* ``forward``: read inputs (and weights), compute, write outputs. A convolution is the
+  im2col GEMM, ``2 * out_elements * C_in * k_h * k_w / groups`` FLOPs; no cuDNN algorithm
+  heuristics are applied.
+* ``backward_data``: the gradient with respect to the layer's input. PALEO writes a
+  convolution's as a stride-1 convolution with the transposed filters over the output
+  gradient dilated by the stride (``stride - 1`` zeros between elements) and zero-padded to
+  ``(H + k_h - 1) x (W + k_w - 1)``. It reads that padded tensor, costs one full dot
+  product per *input* element (the zeros are not skipped, so a strided or shrinking
+  convolution's data gradient costs more than its forward), and, when the stride left
+  holes, 2 FLOPs per gradient element to place it. An inner product's is the GEMM with
+  the transposed weights. Layers fed only by the network input skip it (PALEO Conv2d
+  ``backprop=('data' not in parents)``; we apply the rule to every layer type).
+* ``backward_weights``: the gradient with respect to the weights, a GEMM with the
+  forward's FLOPs. A convolution's correlates the padded input with the output gradient
+  (reads both), an inner product's multiplies the transposed input by it; both write the
+  weights (PALEO leaves biases out of layer costs; the update counts them).
 
-Convolution FLOPs are those of the im2col GEMM, ``2 * out_elements * C_in * k_h * k_w /
-groups`` (PALEO ``_profile_conv2d_gemm``); no cuDNN algorithm heuristics are applied.
+Pooling's data gradient costs the forward's FLOPs (PALEO ``_profile_pool2d`` repeats the
+forward for the backward pass) and moves the same tensors, gradients in the other
+direction.
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from costnet.errors import CostnetError
+from costnet.ops.base import output_size as tf_output_size
+from costnet.ops.base import same_padding
 from costnet.paleo.presets import Costs
 
 Shape = tuple[int, ...]
@@ -74,16 +86,24 @@ def elements(shape: Sequence[int]) -> int:
 
 
 def output_size(size: int, kernel: int, stride: int, padding: str | int) -> int:
-    """Spatial output size, by TensorFlow's rules as PALEO uses them (paleo/layers/conv.py).
+    """Spatial output size as PALEO computes it (paleo/layers/conv.py).
 
-    ``VALID``: ``ceil((size - kernel + 1) / stride)``; ``SAME``: ``ceil(size / stride)``;
-    an int pads both sides explicitly: ``(size + 2 p - kernel) // stride + 1``.
+    ``"SAME"``/``"VALID"`` follow TensorFlow's rules (costnet.ops' ``output_size``); an int
+    pads both sides explicitly, PALEO's list padding: ``(size + 2 p - kernel) // stride + 1``.
     """
-    if padding == "VALID":
-        return math.ceil((size - kernel + 1) / stride)
-    if padding == "SAME":
-        return math.ceil(size / stride)
+    if isinstance(padding, str):
+        return tf_output_size(size, kernel, stride, padding.lower())
     return (size + 2 * int(padding) - kernel) // stride + 1
+
+
+def _padded_size(size: int, kernel: int, stride: int, padding: str | int) -> int:
+    """One spatial dimension of the input after the forward pass pads it (TensorFlow's SAME
+    split, none for VALID, ``p`` on both sides for an int)."""
+    if padding == "VALID":
+        return size
+    if padding == "SAME":
+        return size + sum(same_padding(size, kernel, stride))
+    return size + 2 * int(padding)
 
 
 def _spatial(name: str, shape: Shape, what: str) -> tuple[int, int, int]:
@@ -102,21 +122,10 @@ def free_layer(name: str, parents: Sequence[str], shape: Shape) -> Layer:
     return Layer(name, "free", tuple(parents), tuple(shape))
 
 
-def _gemm_layer(name: str, kind: str, parents: Sequence[str], n_in: int, output: Shape, flops: float,
-                weights: int, params: int, data_grad: bool) -> Layer:
-    n_out = elements(output)
-    return Layer(
-        name, kind, tuple(parents), output, params,
-        forward=Work(flops, n_in, n_out, weights_read=weights),
-        backward_data=Work(flops, n_out, n_in, weights_read=weights) if data_grad else Work(),
-        backward_weights=Work(flops, n_in + n_out, 0.0, weights_written=params),
-    )
-
-
 def conv2d(name: str, parents: Sequence[str], in_shape: Shape, kernel: tuple[int, int], channels_out: int,
            stride: tuple[int, int], padding: str | tuple[int, int], groups: int = 1, bias: bool = True,
            data_grad: bool = True) -> Layer:
-    """2-D convolution as an im2col GEMM (PALEO ``_profile_conv2d_gemm``)."""
+    """2-D convolution: the im2col GEMM forward and PALEO's two gradient convolutions (module docstring)."""
     h, w, cin = _spatial(name, in_shape, "a convolution")
     (kh, kw), (sh, sw) = kernel, stride
     if cin % groups or channels_out % groups:
@@ -126,35 +135,58 @@ def conv2d(name: str, parents: Sequence[str], in_shape: Shape, kernel: tuple[int
     if oh < 1 or ow < 1:
         raise CostnetError(f"layer {name!r}: kernel {kh}x{kw} does not fit its {h}x{w} input")
     output = (oh, ow, channels_out)
+    n_in, n_out = elements(in_shape), elements(output)
     weights = kh * kw * (cin // groups) * channels_out
-    flops = 2.0 * elements(output) * (cin // groups) * kh * kw
-    return _gemm_layer(name, "conv", parents, elements(in_shape), output, flops, weights,
-                       weights + (channels_out if bias else 0), data_grad)
+    flops = 2.0 * n_out * (cin // groups) * kh * kw
+    # data gradient: k_h k_w C_out/groups multiply-adds per input element over the dilated,
+    # padded output gradient, plus placing each gradient element when the stride left holes
+    holes = ((oh - 1) * sh + 1) * ((ow - 1) * sw + 1) > oh * ow
+    data_flops = 2.0 * n_in * (channels_out // groups) * kh * kw + (2.0 * n_out if holes else 0.0)
+    padded_input = _padded_size(h, kh, sh, pad_h) * _padded_size(w, kw, sw, pad_w) * cin
+    return Layer(
+        name, "conv", tuple(parents), output, weights + (channels_out if bias else 0),
+        forward=Work(flops, n_in, n_out, weights_read=weights),
+        backward_data=Work(data_flops, (h + kh - 1) * (w + kw - 1) * channels_out, n_in,
+                           weights_read=weights) if data_grad else Work(),
+        backward_weights=Work(flops, padded_input + n_out, 0.0, weights_written=weights),
+    )
 
 
 def inner_product(name: str, parents: Sequence[str], in_shape: Shape, num_outputs: int, bias: bool = True,
                   data_grad: bool = True) -> Layer:
-    """Fully connected layer over the flattened input (PALEO ``InnerProduct``): ``2 D M`` FLOPs."""
+    """Fully connected layer over the flattened input (PALEO ``InnerProduct``): ``2 D M`` FLOPs a pass."""
     d = elements(in_shape)
     weights = d * num_outputs
-    return _gemm_layer(name, "fc", parents, d, (num_outputs,), 2.0 * d * num_outputs, weights,
-                       weights + (num_outputs if bias else 0), data_grad)
+    flops = 2.0 * d * num_outputs
+    return Layer(
+        name, "fc", tuple(parents), (num_outputs,), weights + (num_outputs if bias else 0),
+        forward=Work(flops, d, num_outputs, weights_read=weights),
+        backward_data=Work(flops, num_outputs, d, weights_read=weights) if data_grad else Work(),
+        backward_weights=Work(flops, d + num_outputs, 0.0, weights_written=weights),
+    )
 
 
 def pool2d(name: str, parents: Sequence[str], in_shape: Shape, kernel: tuple[int, int], stride: tuple[int, int],
            padding: str | tuple[int, int], costs: Costs, kind: str = "max") -> Layer:
-    """Max or average pooling (PALEO ``_profile_pool2d``): FLOPs per window element per output."""
+    """Max or average pooling (PALEO ``_profile_pool2d``)."""
     h, w, c = _spatial(name, in_shape, "pooling")
     (kh, kw), (sh, sw) = kernel, stride
     pad_h, pad_w = (padding, padding) if isinstance(padding, str) else padding
     output = (output_size(h, kh, sh, pad_h), output_size(w, kw, sw, pad_w), c)
     if output[0] < 1 or output[1] < 1:
         raise CostnetError(f"layer {name!r}: window {kh}x{kw} does not fit its {h}x{w} input")
+    return pooling(name, parents, in_shape, output, kh * kw, costs, kind)
+
+
+def pooling(name: str, parents: Sequence[str], in_shape: Shape, output: Shape, window: int, costs: Costs,
+            kind: str = "max") -> Layer:
+    """A pooling layer of ``window`` elements per output: FLOPs per window element per output
+    each way; forward reads the input and writes the output, backward the reverse."""
     fwd, bwd = costs.flops("pool")
     n_in, n_out = elements(in_shape), elements(output)
-    return Layer(name, f"{kind}_pool", tuple(parents), output,
-                 forward=Work(fwd * kh * kw * n_out, n_in, n_out),
-                 backward_data=Work(bwd * kh * kw * n_out, n_out, n_in))
+    return Layer(name, f"{kind}_pool", tuple(parents), tuple(output),
+                 forward=Work(fwd * window * n_out, n_in, n_out),
+                 backward_data=Work(bwd * window * n_out, n_out, n_in))
 
 
 def pointwise(name: str, parents: Sequence[str], in_shapes: Sequence[Shape], output: Shape, kind: str,
