@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from torch import nn
 
 from costnet.timing.workload import optimizer_factory
 from costnet.config import compose
-from costnet.ops import output_size
+from costnet.errors import CostnetError
+from costnet.ops import FUNCTION_OPS, MODULE_OPS, OPS, function_op, get_op, module_op, output_size
+from costnet.ops.base import padding_total
 from costnet.sampling.space import Plan, load_space
 from costnet.timing.workload import make_workload, materialize
 from tests.test_sampling import SPACES
@@ -54,3 +59,42 @@ def test_tensorflow_padding_rule_matches_built_layers(size: int, kernel: int, st
     module, (x,) = materialize(*plan.space.op.build(cfg, torch.device("meta"), torch.float32), CPU)
     expected = output_size(size, kernel, stride, padding)
     assert module(x).shape == (1, 3, expected, expected)
+
+
+def test_output_size_and_padding_on_arrays_match_the_scalar_rule() -> None:
+    rng = np.random.default_rng(0)
+    size, kernel, stride = rng.integers(1, 40, 500), rng.integers(1, 8, 500), rng.integers(1, 5, 500)
+    kernel = np.minimum(kernel, size)
+    padding = pd.Series(rng.choice(["same", "valid"], 500))
+    sizes = output_size(size.astype(float), kernel.astype(float), stride.astype(float), padding)
+    totals = padding_total(size.astype(float), kernel.astype(float), stride.astype(float), padding)
+    for i in range(500):
+        args = (int(size[i]), int(kernel[i]), int(stride[i]), padding[i])
+        assert sizes[i] == output_size(*args) and isinstance(output_size(*args), int)
+        assert totals[i] == padding_total(*args)
+    with pytest.raises(CostnetError, match="unknown padding 'full'"):
+        output_size(np.array([4.0, 5.0]), 3, 1, np.array(["same", "full"]))
+
+
+def test_traced_calls_map_through_each_ops_claims() -> None:
+    class Wide(nn.Conv2d):
+        pass
+
+    assert module_op(Wide(2, 3, 3)) is get_op("conv2d")  # subclasses map as their base class
+    assert module_op(nn.ReLU6()).name == "elementwise" and module_op(nn.LSTM(2, 3)) is None
+    assert function_op("relu_").name == "elementwise" and function_op("bmm").name == "matmul"
+    assert function_op("cat") is None
+    for op in OPS.values():
+        assert all(MODULE_OPS[m] is op for m in op.modules) and all(FUNCTION_OPS[f] is op for f in op.functions)
+
+
+@pytest.mark.parametrize("space, index, drawn", [
+    ("pool2d", 0, {"batch": 2, "size": 52, "channels_in": 14, "kernel": 2, "stride": 1, "padding": "valid",
+                   "pool": "avg"}),
+    ("adaptive_pool2d", 1, {"batch": 19, "size": 2, "channels_in": 13, "target_size": 1, "pool": "avg"}),
+])
+def test_pooling_draws_are_pinned(space: str, index: int, drawn: dict) -> None:
+    """Configurations drawn before the pooling ops shared their draw (seed 3): the order
+    of batch, size, channels and window must not move."""
+    plan, _ = small_plan(space)
+    assert {k: plan.config(index)[k] for k in drawn} == drawn

@@ -15,9 +15,9 @@ from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data import load_dataset
 from costnet.errors import CostnetError
-from costnet.features.analytical import ELEMENTWISE_FLOPS, analytical_features
+from costnet.features.analytical import analytical_features
 from costnet.ops import get_op
-from costnet.ops.elementwise import FUNCTIONS
+from costnet.ops.elementwise import ELEMENTWISE_FLOPS, FUNCTIONS
 from costnet.timing.workload import make_workload, materialize
 from tests.conftest import FAST
 

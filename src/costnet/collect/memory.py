@@ -8,12 +8,7 @@ from typing import Any
 import torch
 
 from costnet.ops import Op
-
-# Per-parameter state tensors each optimizer keeps (torch.optim documentation:
-# momentum buffer; Adagrad's sum; Adadelta's square_avg and acc_delta; Adam's
-# exp_avg and exp_avg_sq; RMSprop's square_avg). Unknown optimizers count as 2.
-OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adagrad": 1, "adadelta": 2,
-                    "adam": 2, "rmsprop": 1}
+from costnet.ops.step import OPTIMIZER_STATES
 
 
 def estimate_bytes(op: Op, cfg: Mapping[str, Any], dtype: torch.dtype) -> int:

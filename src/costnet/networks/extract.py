@@ -21,7 +21,6 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import pandas as pd
@@ -31,43 +30,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
 from costnet.errors import CostnetError
-from costnet.ops import get_op, output_size
-
-
-@dataclass(frozen=True)
-class TensorArg:
-    """A tensor argument of a call, by shape (its values never matter here)."""
-
-    shape: tuple[int, ...]
-    source: str | None  # name of the call that produced it (None: a network input)
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-
-@dataclass
-class Call:
-    """One call in the network: a leaf module, a function or a tensor method."""
-
-    name: str
-    target: Any  # nn.Module instance, function, or method name (str)
-    args: list[Any]  # TensorArg for tensors, plain values otherwise
-    kwargs: dict[str, Any]
-    output: tuple[int, ...] | None
-    parents: list[str] = field(default_factory=list)
-
-    @property
-    def tensors(self) -> list[TensorArg]:
-        flat = [*self.args, *self.kwargs.values()]
-        flat = [a for item in flat for a in (item if isinstance(item, (list, tuple)) else [item])]
-        return [a for a in flat if isinstance(a, TensorArg)]
-
-    def arg(self, index: int, name: str, default: Any = None) -> Any:
-        """Positional argument ``index`` or keyword ``name``."""
-        if name in self.kwargs:
-            return self.kwargs[name]
-        return self.args[index] if index < len(self.args) else default
+from costnet.ops import function_op, get_op, module_op
+from costnet.ops.traced import Call, TensorArg, Uncovered
 
 
 # ---------------------------------------------------------------- tracing
@@ -241,12 +205,9 @@ def trace_calls(module: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ..
 
 # ---------------------------------------------------------------- classification
 
-ELEMENTWISE_MODULES = {nn.ReLU: "relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.SiLU: "silu",
-                       nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Hardswish: "hardswish"}
-ELEMENTWISE_FUNCTIONS = {"relu", "relu_", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish"}
-BINARY_FUNCTIONS = {"add": "add", "iadd": "add", "__add__": "add", "__iadd__": "add", "add_": "add",
-                    "sub": "add", "__sub__": "add", "mul": "mul", "__mul__": "mul", "imul": "mul",
-                    "mul_": "mul", "truediv": "mul", "__truediv__": "mul", "div": "mul"}
+# Calls that only reshape, view or query a tensor (no data moves); every other call is
+# an op's (the op that claims its module class or function name, costnet.ops) or
+# estimated analytically.
 FREE_FUNCTIONS = {"flatten", "reshape", "view", "permute", "transpose", "size", "getitem", "__getitem__",
                   "getattr", "contiguous", "unflatten", "unsqueeze", "squeeze", "chunk", "split", "expand", "t", "dim"}
 FREE_MODULES = (nn.Flatten, nn.Identity, nn.Unflatten)
@@ -259,150 +220,22 @@ def _name(target: Any) -> str:
         operator.add, operator.iadd) else "add"
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
-def _tf_padding(size: int, kernel: int, stride: int, out: int) -> tuple[str, str]:
-    """TensorFlow's padding rule that gives ``out`` ('same' first), and a note if none does."""
-    for rule in ("same", "valid"):
-        if out == output_size(size, kernel, stride, rule):
-            return rule, ""
-    nearest = min(("same", "valid"), key=lambda r: abs(output_size(size, kernel, stride, r) - out))
-    return nearest, f"output {out} timed as TensorFlow '{nearest}' ({output_size(size, kernel, stride, nearest)})"
-
-
-def _conv(m: nn.Conv2d, x: TensorArg, out: tuple[int, ...]) -> dict[str, Any]:
-    b, cin, h, w = x.shape
-    (kh, kw), (sh, sw), (dh, dw) = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
-    oh = out[2]
-    notes = []
-    if (dh, dw) != (1, 1):
-        raise _Uncovered(f"dilation {(dh, dw)}")
-    if h != w or sh != sw:
-        raise _Uncovered(f"non-square input {h}x{w} or stride {sh}x{sw}")
-    cin_eff, kernel = cin, kh
-    if kh != kw:
-        # a kh x kw convolution is the GEMM of a 1x1 convolution over kh*kw times the channels (im2col)
-        cin_eff, kernel = cin * kh * kw, 1
-        notes.append(f"{kh}x{kw} kernel timed as 1x1 over {kh * kw}x the input channels (same GEMM)")
-        size = oh * sh
-    else:
-        size = h
-    padding, note = _tf_padding(size, kernel, sh, oh)
-    notes += [note] if note else []
-    return {"op": "conv2d", "batch": b, "size": size, "channels_in": cin_eff, "channels_out": m.out_channels,
-            "kernel": kernel, "stride": sh, "padding": padding, "bias": m.bias is not None,
-            "activation": "none", "groups": m.groups, "approx": "; ".join(notes)}
-
-
-def _pool(x: TensorArg, out: tuple[int, ...], kernel: Any, stride: Any, kind: str) -> dict[str, Any]:
-    b, c, h, w = x.shape
-    k, s = _pair(kernel)[0], _pair(stride if stride else kernel)[0]
-    if h != w or _pair(kernel)[0] != _pair(kernel)[1]:
-        raise _Uncovered(f"non-square pooling {h}x{w}, kernel {kernel}")
-    padding, note = _tf_padding(h, k, s, out[2])
-    return {"op": "pool2d", "batch": b, "size": h, "channels_in": c, "kernel": k, "stride": s,
-            "padding": padding, "pool": kind, "approx": note}
-
-
-def _adaptive(x: TensorArg, out: tuple[int, ...], kind: str) -> dict[str, Any]:
-    b, c, h, w = x.shape
-    if h != w or out[2] != out[3]:
-        raise _Uncovered(f"non-square adaptive pooling {h}x{w} -> {out[2]}x{out[3]}")
-    return {"op": "adaptive_pool2d", "batch": b, "size": h, "channels_in": c, "target_size": out[2], "pool": kind}
-
-
-def _rows(shape: tuple[int, ...]) -> tuple[int, int]:
-    """(batch, features per sample) of a tensor for elementwise layers."""
-    return shape[0], math.prod(shape[1:]) if len(shape) > 1 else 1
-
-
-def _elementwise(fn: str, x: TensorArg, approx: str = "") -> dict[str, Any]:
-    b, f = _rows(x.shape)
-    return {"op": "elementwise", "batch": b, "features": f, "fn": fn, "approx": approx}
-
-
-class _Uncovered(Exception):
-    """A call no timed op covers (the message says why)."""
-
-
 def _classify_module(m: nn.Module, call: Call) -> dict[str, Any]:
-    x, out = call.tensors[0], call.output or ()
     if isinstance(m, FREE_MODULES):
         return {"kind": "free"}
-    if isinstance(m, nn.Conv2d):
-        return _conv(m, x, out)
-    if isinstance(m, nn.Linear):
-        return {"op": "dense", "batch": x.numel // m.in_features, "in_features": m.in_features,
-                "out_features": m.out_features, "bias": m.bias is not None, "activation": "none"}
-    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
-        return _pool(x, out, m.kernel_size, m.stride, "max" if isinstance(m, nn.MaxPool2d) else "avg")
-    if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        return _adaptive(x, out, "avg" if isinstance(m, nn.AdaptiveAvgPool2d) else "max")
-    if isinstance(m, nn.BatchNorm2d):
-        b, c, h, w = x.shape
-        if h != w:
-            raise _Uncovered(f"non-square batch norm input {h}x{w}")
-        return {"op": "batchnorm2d", "batch": b, "size": h, "channels_in": c}
-    if type(m) in ELEMENTWISE_MODULES:
-        return _elementwise(ELEMENTWISE_MODULES[type(m)], x)
-    if isinstance(m, nn.Dropout):
-        b, f = _rows(x.shape)
-        return {"op": "dropout", "batch": b, "features": f, "p": float(m.p)}
-    if isinstance(m, nn.LayerNorm):
-        if len(m.normalized_shape) != 1:
-            raise _Uncovered(f"layer norm over {tuple(m.normalized_shape)}")
-        return {"op": "layernorm", "batch": x.shape[0], "seq_len": math.prod(x.shape[1:-1]),
-                "features": x.shape[-1]}
-    if isinstance(m, nn.Softmax):
-        return _softmax(x, m.dim)
-    if isinstance(m, nn.Embedding):
-        b, length = (x.shape[0], math.prod(x.shape[1:])) if len(x.shape) > 1 else (1, x.shape[0])
-        return {"op": "embedding", "batch": b, "seq_len": length, "vocab": m.num_embeddings,
-                "features": m.embedding_dim}
-    raise _Uncovered(f"no cost model for module {type(m).__name__}")
-
-
-def _softmax(x: TensorArg, dim: Any) -> dict[str, Any]:
-    if dim not in (-1, len(x.shape) - 1):
-        raise _Uncovered(f"softmax over dim {dim} (only the last dimension is timed)")
-    return {"op": "softmax", "batch": x.shape[0], "rows": math.prod(x.shape[1:-1]), "features": x.shape[-1]}
+    op = module_op(m)
+    if op is None:
+        raise Uncovered(f"no cost model for module {type(m).__name__}")
+    return {"op": op.name, **op.from_module(m, call)}
 
 
 def _classify_function(name: str, call: Call) -> dict[str, Any]:
-    tensors = call.tensors
     if name in FREE_FUNCTIONS:
         return {"kind": "free"}
-    if name in BINARY_FUNCTIONS:
-        if len(tensors) >= 2:
-            big = max(tensors, key=lambda t: t.numel)
-            note = "" if tensors[0].shape == tensors[1].shape else "broadcast operand timed at full size"
-            return _elementwise(BINARY_FUNCTIONS[name], big, note)
-        return _elementwise("relu", tensors[0], f"{name} with a scalar timed as a unary elementwise op")
-    if name.rstrip("_") in ELEMENTWISE_FUNCTIONS:
-        return _elementwise(name.rstrip("_"), tensors[0])
-    if name == "dropout":
-        b, f = _rows(tensors[0].shape)
-        return {"op": "dropout", "batch": b, "features": f, "p": float(call.arg(1, "p", 0.5))}
-    if name == "softmax":
-        return _softmax(tensors[0], call.arg(1, "dim", -1))
-    if name in ("max_pool2d", "avg_pool2d"):
-        return _pool(tensors[0], call.output or (), call.arg(1, "kernel_size"), call.arg(2, "stride"),
-                     name.split("_")[0])
-    if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
-        return _adaptive(tensors[0], call.output or (), name.split("_")[1])
-    if name == "scaled_dot_product_attention":
-        q, k = tensors[0], tensors[1]
-        if len(q.shape) != 4 or q.shape[2] != k.shape[2]:
-            raise _Uncovered(f"attention over shapes {q.shape}, {k.shape}")
-        return {"op": "attention", "batch": q.shape[0], "heads": q.shape[1], "seq_len": q.shape[2],
-                "head_dim": q.shape[3], "causal": bool(call.arg(5, "is_causal", False))}
-    if name in ("matmul", "bmm") and len(tensors) == 2 and len(tensors[0].shape) >= 2:
-        a, b = tensors
-        return {"op": "matmul", "batch": math.prod(a.shape[:-2]) or 1, "m": a.shape[-2], "k": a.shape[-1],
-                "n": b.shape[-1]}
-    raise _Uncovered(f"no cost model for {name}")
+    op = function_op(name)
+    if op is None:
+        raise Uncovered(f"no cost model for {name}")
+    return {"op": op.name, **op.from_function(name, call)}
 
 
 def _analytical(call: Call, width: int = 4) -> dict[str, Any]:
@@ -424,7 +257,7 @@ def classify(call: Call) -> dict[str, Any]:
     try:
         found = _classify_module(target, call) if isinstance(target, nn.Module) else _classify_function(name, call)
         row.update(kind=found.pop("kind", "layer"), **found)
-    except _Uncovered as why:
+    except Uncovered as why:
         row.update(kind="analytical", op=name, reason=str(why), **_analytical(call))
     return row
 

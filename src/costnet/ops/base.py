@@ -1,4 +1,9 @@
-"""The interface every timed layer type implements, and helpers they share."""
+"""The interface every timed layer type implements, and the rules they share.
+
+The shape rules (TensorFlow's output size and padding, alignment) work on one
+configuration's ints and on NumPy arrays of many rows alike, so sampling,
+building, the analytical features and network extraction use the same ones.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.sampling.params import Choice, IntRange
+from costnet.ops.params import Params
+from costnet.ops.traced import Call
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "none": nn.Identity,
@@ -21,7 +28,11 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
 }
+# Elementwise FLOPs per output element of each activation (forward).
+ACTIVATION_FLOPS = {"none": 0, "relu": 1, "tanh": 5, "sigmoid": 4}
 PADDINGS = ("same", "valid")
+
+PerRow = Union[np.ndarray, float]  # one value per row, or one value for all rows
 
 
 @dataclass(frozen=True)
@@ -34,31 +45,43 @@ class Elements:
 
 
 @dataclass(frozen=True)
-class Params:
-    """A space's parsed parameter distributions and fixed settings, by name."""
+class Analytical:
+    """An op's forward work and shape facts over a frame of its rows (one value per row).
 
-    values: Mapping[str, IntRange | Choice]
-    settings: Mapping[str, float]
+    FLOPs count a multiply-add as 2. ``mm`` is matrix-product work (the backward
+    pass repeats it per gradient), ``ew`` elementwise work. Quantities an op
+    lacks are 0 (e.g. ``out_size`` of a dense layer).
+    """
 
-    def int(self, name: str, rng: np.random.Generator, high: int | None = None) -> int:
-        dist = self.values[name]
-        assert isinstance(dist, IntRange), name
-        return dist.sample(rng, high)
-
-    def pick(self, name: str, rng: np.random.Generator) -> Any:
-        dist = self.values[name]
-        assert isinstance(dist, Choice), name
-        return dist.sample(rng)
+    mm: PerRow  # forward matrix-product FLOPs
+    ew: PerRow  # forward elementwise FLOPs
+    inputs: PerRow  # elements of the inputs
+    params: PerRow  # elements of the weights
+    outputs: PerRow  # elements of the output
+    out_size: PerRow = 0.0  # spatial output size
+    pad_total: PerRow = 0.0  # TensorFlow padding of one spatial dimension
+    pad_odd: PerRow = 0.0  # 1 where that padding is asymmetric
+    align_in: PerRow = 0.0  # alignment (see :func:`alignment`) of the input's inner size
+    align_out: PerRow = 0.0  # and of the output's
+    gemm: tuple[PerRow, PerRow, PerRow] = (0.0, 0.0, 0.0)  # M, N, K where the op is one GEMM
+    input_grad_mm: float = 1.0  # input-gradient products per forward product
+    ew_bwd: PerRow | None = None  # backward elementwise FLOPs (None: twice the forward's)
+    input_width: float | None = None  # bytes per input element (None: the dtype's)
+    differentiable: float = 1.0  # 0 where the inputs can never take a gradient
 
 
 class Op(ABC):
-    """A layer type: how to sample, build and size one configuration.
+    """A layer type: how to sample, build, size and cost one configuration, and which
+    traced calls it covers.
 
     Subclasses declare the parameters their spaces must give (``ranges`` are
     integer ranges, ``choices`` are lists, ``allowed`` restricts choice values,
     ``settings`` are positive numbers) and the config columns a sampled
     configuration has (``columns``). ``has_params`` is False for layers without
-    weights, whose training step can only differentiate their inputs.
+    weights, whose training step can only differentiate their inputs. Network
+    extraction maps calls to ``modules`` (or subclasses) with :meth:`from_module`
+    and calls of the torch functions or tensor methods named in ``functions``
+    with :meth:`from_function`.
     """
 
     name: ClassVar[str]
@@ -68,6 +91,8 @@ class Op(ABC):
     settings: ClassVar[tuple[str, ...]] = ()
     columns: ClassVar[tuple[str, ...]]
     has_params: ClassVar[bool] = True
+    modules: ClassVar[tuple[type[nn.Module], ...]] = ()
+    functions: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
@@ -84,8 +109,26 @@ class Op(ABC):
         """
 
     @abstractmethod
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        """Forward work and shape facts of ``rows`` (this op's config columns, plus
+        ``mode`` for ops whose forward pass differs in training)."""
+
     def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        """Element counts of inputs, parameters and outputs of ``cfg``."""
+        """Element counts of the inputs, parameters and outputs one configuration's
+        step holds: those of :meth:`analytical` unless an op keeps more. ``cfg`` may
+        lack ``mode``: counts do not depend on it."""
+        a = self.analytical(pd.DataFrame([{"mode": "forward", **cfg}]))
+        return Elements(*(int(np.ravel(v)[0]) for v in (a.inputs, a.params, a.outputs)))
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        """This op's config columns (and ``approx``, a note where the mapping is
+        approximate) of ``call`` to ``module``, one of ``modules``; raises
+        :class:`costnet.ops.traced.Uncovered` when the call falls outside the op."""
+        raise NotImplementedError(f"op {self.name!r} maps no module calls")
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:
+        """As :meth:`from_module`, for a call of the function ``name``, one of ``functions``."""
+        raise NotImplementedError(f"op {self.name!r} maps no function calls")
 
 
 def activation(name: str) -> nn.Module:
@@ -95,29 +138,76 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+def activation_flops(rows: pd.DataFrame) -> PerRow:
+    """Forward FLOPs per output element of each row's activation (0 without one)."""
+    return rows["activation"].map(ACTIVATION_FLOPS).fillna(0).to_numpy() if "activation" in rows else 0
+
+
+def column(rows: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
+    """Column ``name`` of ``rows`` as floats, ``default`` where it is missing or empty."""
+    if name not in rows:
+        return np.full(len(rows), default, dtype=float)
+    return rows[name].astype(float).fillna(default).to_numpy()
+
+
+def _scalar_or_array(value: np.ndarray) -> Any:
+    return int(value) if value.ndim == 0 else value
+
+
+def output_size(size: Any, kernel: Any, stride: Any, padding: Any) -> Any:
     """Spatial output size under TensorFlow's padding rules (as in Justus et al.).
 
     'same': ceil(size / stride); 'valid': ceil((size - kernel + 1) / stride).
-    Source: tf.nn.convolution documentation, "padding" section.
+    Source: tf.nn.convolution documentation, "padding" section. Ints give an
+    int; NumPy arrays (``padding`` an array or Series of 'same'/'valid') give
+    a float array, one size per row.
     """
-    if padding == "same":
-        return math.ceil(size / stride)
-    if padding == "valid":
-        return math.ceil((size - kernel + 1) / stride)
-    raise CostnetError(f"unknown padding {padding!r}: choose from {list(PADDINGS)}")
+    rule = np.asarray(padding)
+    known = np.isin(rule, PADDINGS)
+    if not known.all():
+        raise CostnetError(f"unknown padding {rule[~known].ravel().tolist()[0]!r}: choose from {list(PADDINGS)}")
+    same = np.ceil(np.divide(size, stride))
+    valid = np.ceil(np.divide(np.subtract(size, kernel) + 1, stride))
+    return _scalar_or_array(np.where(rule == "same", same, valid))
+
+
+def tf_padding(size: int, kernel: int, stride: int, out: int) -> tuple[str, str]:
+    """TensorFlow's padding rule that gives ``out`` ('same' first), and a note if none does
+    (then the nearest rule)."""
+    for rule in PADDINGS:
+        if out == output_size(size, kernel, stride, rule):
+            return rule, ""
+    nearest = min(PADDINGS, key=lambda r: abs(output_size(size, kernel, stride, r) - out))
+    return nearest, f"output {out} timed as TensorFlow '{nearest}' ({output_size(size, kernel, stride, nearest)})"
+
+
+def padding_total(size: Any, kernel: Any, stride: Any, padding: Any) -> Any:
+    """Total padding TensorFlow adds to one spatial dimension: under 'same', what
+    ``out`` windows need, max((out - 1) * stride + kernel - size, 0); under 'valid', none.
+    Ints or NumPy arrays, as :func:`output_size`."""
+    out = output_size(size, kernel, stride, "same")
+    total = np.maximum(np.multiply(np.subtract(out, 1), stride) + kernel - size, 0)
+    return _scalar_or_array(np.where(np.asarray(padding) == "same", total, 0))
+
+
+def padding_amounts(size: np.ndarray, kernel: np.ndarray, stride: np.ndarray,
+                    padding: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Total padding of one dimension and whether it is odd (asymmetric, so TensorFlow
+    and costnet pad explicitly before the layer: an extra copy of the input)."""
+    total = padding_total(size, kernel, stride, padding)
+    return total, (total % 2).astype(float)
+
+
+def alignment(x: np.ndarray, cap: int = 64) -> np.ndarray:
+    """Largest power of two dividing ``x`` (at most ``cap``): GPU and SIMD kernels tile
+    channels and features by 8, 16, 32..., so aligned sizes run differently."""
+    n = np.maximum(x, 1).astype(np.int64)
+    return np.minimum(n & -n, cap).astype(float)
 
 
 def channel_cap(budget: float, size: int) -> int:
     """Largest channel count below ``budget / size`` (Justus et al. 2018, Sec. III-A), at least 1."""
     return max(1, math.ceil(budget / size) - 1)
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TensorFlow 'same' padding (before, after) of one spatial dimension."""
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 class Padded(nn.Module):
@@ -142,13 +232,17 @@ class Padded(nn.Module):
 
 
 def spatial_padding(size: int, kernel: int, stride: int, padding: str) -> tuple[int, tuple[int, int] | None]:
-    """(symmetric padding for the layer, explicit asymmetric pad or None)."""
-    if padding == "valid":
-        return 0, None
-    before, after = same_padding(size, kernel, stride)
+    """(symmetric padding for the layer, explicit asymmetric pad (before, after) or None)."""
+    total = padding_total(size, kernel, stride, padding)
+    before, after = total // 2, total - total // 2
     return (before, None) if before == after else (0, (before, after))
 
 
 def tensor(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """An input tensor of ``shape`` (values are filled in when it is materialized)."""
     return torch.empty(shape, device=device, dtype=dtype)
+
+
+def feature_maps(cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The [batch, channels_in, size, size] input of a layer over square feature maps."""
+    return tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)

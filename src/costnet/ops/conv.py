@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import (ACTIVATIONS, PADDINGS, Elements, Op, Padded, Params, activation, channel_cap,
-                              output_size, tensor, spatial_padding)
+from costnet.ops.base import (ACTIVATIONS, PADDINGS, Analytical, Op, Padded, activation, activation_flops,
+                              alignment, channel_cap, column, feature_maps, output_size, padding_amounts,
+                              spatial_padding, tf_padding)
+from costnet.ops.params import Params
+from costnet.ops.traced import Call, Uncovered, pair
 
 
 class Conv2d(Op):
@@ -20,6 +24,7 @@ class Conv2d(Op):
     Sampling follows Justus et al. 2018: kernel 1..min(kmax, size), channels
     1..below ``channel_budget / size``; ``groups`` (a list of ints) makes grouped
     convolutions, channels being rounded down to multiples of the group count.
+    Every traced ``nn.Conv2d`` (grouped and depthwise ones too) maps onto this op.
     """
 
     name = "conv2d"
@@ -29,6 +34,7 @@ class Conv2d(Op):
     allowed = {"padding": PADDINGS, "bias": (True, False), "activation": tuple(ACTIVATIONS)}
     columns = ("batch", "size", "channels_in", "channels_out", "kernel", "stride", "padding",
                "bias", "activation", "groups")
+    modules = (nn.Conv2d,)
 
     def _common(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         size = p.int("size", rng)
@@ -61,25 +67,55 @@ class Conv2d(Op):
         conv = nn.Conv2d(cfg["channels_in"], cfg["channels_out"], cfg["kernel"], cfg["stride"],
                          padding=sym, bias=cfg["bias"], groups=cfg["groups"],
                          device=device, dtype=dtype)
-        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
-        return Padded(conv, pad, activation(cfg["activation"])), (x,)
+        return Padded(conv, pad, activation(cfg["activation"])), (feature_maps(cfg, device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        out = output_size(cfg["size"], cfg["kernel"], cfg["stride"], cfg["padding"])
-        weights = cfg["channels_out"] * (cfg["channels_in"] // cfg["groups"]) * cfg["kernel"] ** 2
-        return Elements(
-            inputs=cfg["batch"] * cfg["channels_in"] * cfg["size"] ** 2,
-            params=weights + (cfg["channels_out"] if cfg["bias"] else 0),
-            outputs=cfg["batch"] * cfg["channels_out"] * out**2,
-        )
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        b, size, k, s = column(rows, "batch", 1), column(rows, "size"), column(rows, "kernel"), column(rows, "stride", 1)
+        cin, cout, g = column(rows, "channels_in"), column(rows, "channels_out"), column(rows, "groups", 1)
+        o = output_size(size, k, s, rows["padding"])
+        bias = column(rows, "bias")
+        outputs = b * cout * o * o
+        pad, odd = padding_amounts(size, k, s, rows["padding"])
+        return Analytical(mm=2 * outputs * (cin / g) * k * k, ew=outputs * (bias + activation_flops(rows)),
+                          inputs=b * cin * size * size, params=cout * (cin / g) * k * k + bias * cout,
+                          outputs=outputs, out_size=o, pad_total=pad, pad_odd=odd, align_in=alignment(cin),
+                          align_out=alignment(cout),
+                          gemm=(b * o * o, cout / g, (cin / g) * k * k))  # implicit GEMM (per group)
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, nn.Conv2d)
+        b, cin, h, w = call.tensors[0].shape
+        (kh, kw), (sh, sw), (dh, dw) = pair(module.kernel_size), pair(module.stride), pair(module.dilation)
+        oh = (call.output or ())[2]
+        notes = []
+        if (dh, dw) != (1, 1):
+            raise Uncovered(f"dilation {(dh, dw)}")
+        if h != w or sh != sw:
+            raise Uncovered(f"non-square input {h}x{w} or stride {sh}x{sw}")
+        cin_eff, kernel = cin, kh
+        if kh != kw:
+            # a kh x kw convolution is the GEMM of a 1x1 convolution over kh*kw times the channels (im2col)
+            cin_eff, kernel = cin * kh * kw, 1
+            notes.append(f"{kh}x{kw} kernel timed as 1x1 over {kh * kw}x the input channels (same GEMM)")
+            size = oh * sh
+        else:
+            size = h
+        padding, note = tf_padding(size, kernel, sh, oh)
+        notes += [note] if note else []
+        return {"batch": b, "size": size, "channels_in": cin_eff, "channels_out": module.out_channels,
+                "kernel": kernel, "stride": sh, "padding": padding, "bias": module.bias is not None,
+                "activation": "none", "groups": module.groups, "approx": "; ".join(notes)}
 
 
 class Depthwise(Conv2d):
-    """Depthwise convolution: one group per input channel, ``multiplier`` outputs each."""
+    """Depthwise convolution: one group per input channel, ``multiplier`` outputs each.
+
+    Traced depthwise convolutions map onto :class:`Conv2d` (``groups`` = channels)."""
 
     name = "depthwise"
     ranges = ("batch", "size", "channels", "kernel", "stride", "multiplier")
     choices = ("padding", "bias", "activation")
+    modules = ()
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         cfg = self._common(p, rng)

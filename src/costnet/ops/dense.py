@@ -6,10 +6,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import ACTIVATIONS, Elements, Op, Params, activation, tensor
+from costnet.ops.base import ACTIVATIONS, Analytical, Op, activation, activation_flops, alignment, column, tensor
+from costnet.ops.params import Params
+from costnet.ops.traced import Call
 
 
 class Dense(Op):
@@ -20,6 +23,7 @@ class Dense(Op):
     choices = ("bias", "activation")
     allowed = {"bias": (True, False), "activation": tuple(ACTIVATIONS)}
     columns = ("batch", "in_features", "out_features", "bias", "activation")
+    modules = (nn.Linear,)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {
@@ -37,10 +41,14 @@ class Dense(Op):
         x = tensor((cfg["batch"], cfg["in_features"]), device, dtype)
         return nn.Sequential(linear, activation(cfg["activation"])), (x,)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        weights = cfg["in_features"] * cfg["out_features"]
-        return Elements(
-            inputs=cfg["batch"] * cfg["in_features"],
-            params=weights + (cfg["out_features"] if cfg["bias"] else 0),
-            outputs=cfg["batch"] * cfg["out_features"],
-        )
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        b, fin, fout = column(rows, "batch", 1), column(rows, "in_features"), column(rows, "out_features")
+        bias = column(rows, "bias", 1)  # justus2018's dense layers always have one
+        return Analytical(mm=2 * b * fin * fout, ew=b * fout * (bias + activation_flops(rows)), inputs=b * fin,
+                          params=fin * fout + bias * fout, outputs=b * fout, align_in=alignment(fin),
+                          align_out=alignment(fout), gemm=(b, fout, fin))
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, nn.Linear)
+        return {"batch": call.tensors[0].numel // module.in_features, "in_features": module.in_features,
+                "out_features": module.out_features, "bias": module.bias is not None, "activation": "none"}

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import Elements, Op, Params, tensor
+from costnet.ops.base import Analytical, Op, PerRow, alignment, column, tensor
+from costnet.ops.params import Params
+from costnet.ops.traced import Call, TensorArg, Uncovered
 
 
 class _Add(nn.Module):
@@ -29,10 +33,38 @@ UNARY: dict[str, type[nn.Module]] = {
 }
 BINARY: dict[str, type[nn.Module]] = {"add": _Add, "mul": _Mul}
 FUNCTIONS = (*UNARY, *BINARY)
+# Forward FLOPs per output element of the elementwise op's functions, counting each
+# operation of the defining formula (torch.nn docs) as 1 and exp/erf like a tanh
+# (as ACTIVATION_FLOPS does): relu6 = min(max(x, 0), 6); silu = x * sigmoid(x);
+# gelu = x/2 * (1 + erf(x / sqrt 2)); hardswish = x * relu6(x + 3) / 6.
+ELEMENTWISE_FLOPS = {"relu": 1, "relu6": 2, "sigmoid": 4, "tanh": 5, "silu": 5, "gelu": 9, "hardswish": 5,
+                     "add": 1, "mul": 1}
+# Dropout in training draws a uniform number, compares it with p and scales the kept
+# values (about 3 per element); in forward mode (eval) it returns its input untouched.
+DROPOUT_FLOPS = {"forward": 0, "train": 3}
+# Softmax per element: max, subtract, exp, sum, divide.
+SOFTMAX_FLOPS = 5
+
+# Traced torch functions and tensor methods (in place ones too) timed as each function;
+# subtraction and division are timed as their cost twins add and mul.
+UNARY_FUNCTIONS = {**{fn: fn for fn in UNARY}, **{f"{fn}_": fn for fn in UNARY}}
+BINARY_FUNCTIONS = {"add": "add", "iadd": "add", "__add__": "add", "__iadd__": "add", "add_": "add",
+                    "sub": "add", "__sub__": "add", "mul": "mul", "__mul__": "mul", "imul": "mul",
+                    "mul_": "mul", "truediv": "mul", "__truediv__": "mul", "div": "mul"}
 
 
-def _rows(cfg: Mapping[str, Any]) -> int:
-    return cfg["batch"] * cfg["features"]
+def _flat(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(batch, features per sample) of a traced tensor, as these layers see it."""
+    return shape[0], math.prod(shape[1:]) if len(shape) > 1 else 1
+
+
+def _per_element(rows: pd.DataFrame, batch: np.ndarray, per: PerRow, operands: PerRow = 1.0) -> Analytical:
+    """``batch`` x ``features`` elements costing ``per`` FLOPs each, read from ``operands`` inputs."""
+    f = column(rows, "features")
+    n = batch * f
+    zeros = np.zeros(len(rows))
+    return Analytical(mm=zeros, ew=n * per, inputs=n * operands, params=zeros, outputs=n,
+                      align_in=alignment(f), align_out=alignment(f))
 
 
 class Elementwise(Op):
@@ -47,6 +79,8 @@ class Elementwise(Op):
     allowed = {"fn": FUNCTIONS}
     columns = ("batch", "features", "fn")
     has_params = False
+    modules = tuple(UNARY.values())
+    functions = (*BINARY_FUNCTIONS, *UNARY_FUNCTIONS)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {"batch": p.int("batch", rng), "features": p.int("features", rng), "fn": p.pick("fn", rng)}
@@ -61,9 +95,29 @@ class Elementwise(Op):
             return UNARY[fn](), (tensor(shape, device, dtype),)
         raise CostnetError(f"unknown elementwise fn {fn!r}: choose from {list(FUNCTIONS)}")
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        n = _rows(cfg)
-        return Elements(inputs=n * (2 if cfg["fn"] in BINARY else 1), params=0, outputs=n)
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        per = rows["fn"].map(ELEMENTWISE_FLOPS).fillna(1).to_numpy()
+        operands = np.where(rows["fn"].isin(tuple(BINARY)).to_numpy(), 2.0, 1.0)
+        return _per_element(rows, column(rows, "batch", 1), per, operands)
+
+    @staticmethod
+    def _columns(fn: str, x: TensorArg, approx: str = "") -> dict[str, Any]:
+        b, f = _flat(x.shape)
+        return {"batch": b, "features": f, "fn": fn, "approx": approx}
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        fn = next(fn for fn, kind in UNARY.items() if isinstance(module, kind))
+        return self._columns(fn, call.tensors[0])
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:
+        tensors = call.tensors
+        if name in UNARY_FUNCTIONS:
+            return self._columns(UNARY_FUNCTIONS[name], tensors[0])
+        if len(tensors) >= 2:
+            big = max(tensors, key=lambda t: t.numel)
+            note = "" if tensors[0].shape == tensors[1].shape else "broadcast operand timed at full size"
+            return self._columns(BINARY_FUNCTIONS[name], big, note)
+        return self._columns("relu", tensors[0], f"{name} with a scalar timed as a unary elementwise op")
 
 
 class Dropout(Op):
@@ -74,6 +128,8 @@ class Dropout(Op):
     choices = ("p",)
     columns = ("batch", "features", "p")
     has_params = False
+    modules = (nn.Dropout,)
+    functions = ("dropout",)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         prob = float(p.pick("p", rng))
@@ -85,8 +141,17 @@ class Dropout(Op):
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         return nn.Dropout(cfg["p"]), (tensor((cfg["batch"], cfg["features"]), device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        return Elements(inputs=_rows(cfg), params=0, outputs=_rows(cfg))
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        return _per_element(rows, column(rows, "batch", 1), rows["mode"].map(DROPOUT_FLOPS).fillna(0).to_numpy())
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, nn.Dropout)
+        b, f = _flat(call.tensors[0].shape)
+        return {"batch": b, "features": f, "p": float(module.p)}
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:
+        b, f = _flat(call.tensors[0].shape)
+        return {"batch": b, "features": f, "p": float(call.arg(1, "p", 0.5))}
 
 
 class Softmax(Op):
@@ -96,6 +161,8 @@ class Softmax(Op):
     ranges = ("batch", "rows", "features")
     columns = ("batch", "rows", "features")
     has_params = False
+    modules = (nn.Softmax,)
+    functions = ("softmax",)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {name: p.int(name, rng) for name in self.ranges}
@@ -104,6 +171,18 @@ class Softmax(Op):
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         return nn.Softmax(dim=-1), (tensor((cfg["batch"], cfg["rows"], cfg["features"]), device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        n = cfg["batch"] * cfg["rows"] * cfg["features"]
-        return Elements(inputs=n, params=0, outputs=n)
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        return _per_element(rows, column(rows, "batch", 1) * column(rows, "rows"), SOFTMAX_FLOPS)
+
+    @staticmethod
+    def _columns(x: TensorArg, dim: Any) -> dict[str, Any]:
+        if dim not in (-1, len(x.shape) - 1):
+            raise Uncovered(f"softmax over dim {dim} (only the last dimension is timed)")
+        return {"batch": x.shape[0], "rows": math.prod(x.shape[1:-1]), "features": x.shape[-1]}
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, nn.Softmax)
+        return self._columns(call.tensors[0], module.dim)
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:
+        return self._columns(call.tensors[0], call.arg(1, "dim", -1))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import Elements, Op, Params
+from costnet.ops.base import Analytical, Op, alignment, column
+from costnet.ops.params import Params
+from costnet.ops.traced import Call
+
+INDEX_BYTES = 8  # int64 embedding indices
 
 
 class Lookup(nn.Embedding):
@@ -30,6 +36,7 @@ class Embedding(Op):
     name = "embedding"
     ranges = ("batch", "seq_len", "vocab", "features")
     columns = ("batch", "seq_len", "vocab", "features")
+    modules = (nn.Embedding,)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {name: p.int(name, rng) for name in self.ranges}
@@ -39,6 +46,18 @@ class Embedding(Op):
         table = Lookup(cfg["vocab"], cfg["features"], device=device, dtype=dtype)
         return table, (torch.empty((cfg["batch"], cfg["seq_len"]), device=device, dtype=torch.int64),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        tokens = cfg["batch"] * cfg["seq_len"]
-        return Elements(inputs=tokens, params=cfg["vocab"] * cfg["features"], outputs=tokens * cfg["features"])
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        f = column(rows, "features")
+        tokens = column(rows, "batch", 1) * column(rows, "seq_len")
+        zeros = np.zeros(len(rows))
+        # forward gathers rows (no arithmetic); backward adds each output gradient into its
+        # row of the weight gradient; the indices take no gradient and are int64
+        return Analytical(mm=zeros, ew=zeros, ew_bwd=tokens * f, inputs=tokens, input_width=float(INDEX_BYTES),
+                          differentiable=0.0, params=column(rows, "vocab") * f, outputs=tokens * f,
+                          align_out=alignment(f))
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, nn.Embedding)
+        shape = call.tensors[0].shape
+        b, length = (shape[0], math.prod(shape[1:])) if len(shape) > 1 else (1, shape[0])
+        return {"batch": b, "seq_len": length, "vocab": module.num_embeddings, "features": module.embedding_dim}

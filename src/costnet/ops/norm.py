@@ -6,10 +6,18 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import Elements, Op, Params, channel_cap, tensor
+from costnet.ops.base import Analytical, Op, alignment, channel_cap, column, feature_maps
+from costnet.ops.params import Params
+from costnet.ops.traced import Call, Uncovered
+
+# Batch norm per element (Ioffe & Szegedy 2015, Algorithm 1): normalize and scale-shift,
+# (x - mean) * inv_std * gamma + beta, is 4; a training step's forward first computes the
+# batch mean (1) and variance (3: subtract, square, accumulate).
+BATCHNORM_FLOPS = {"forward": 4, "train": 8}
 
 
 class BatchNorm2d(Op):
@@ -23,6 +31,7 @@ class BatchNorm2d(Op):
     ranges = ("batch", "size", "channels")
     settings = ("channel_budget",)
     columns = ("batch", "size", "channels_in")
+    modules = (nn.BatchNorm2d,)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         size = p.int("size", rng)
@@ -31,9 +40,17 @@ class BatchNorm2d(Op):
 
     def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
-        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
-        return nn.BatchNorm2d(cfg["channels_in"], device=device, dtype=dtype), (x,)
+        return nn.BatchNorm2d(cfg["channels_in"], device=device, dtype=dtype), (feature_maps(cfg, device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        n = cfg["batch"] * cfg["channels_in"] * cfg["size"] ** 2
-        return Elements(inputs=n, params=2 * cfg["channels_in"], outputs=n)  # weight and bias
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        c = column(rows, "channels_in")
+        n = column(rows, "batch", 1) * c * column(rows, "size") ** 2
+        zeros = np.zeros(len(rows))
+        return Analytical(mm=zeros, ew=n * rows["mode"].map(BATCHNORM_FLOPS).fillna(4).to_numpy(), inputs=n,
+                          params=2 * c, outputs=n, align_in=alignment(c), align_out=alignment(c))  # weight, bias
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        b, c, h, w = call.tensors[0].shape
+        if h != w:
+            raise Uncovered(f"non-square batch norm input {h}x{w}")
+        return {"batch": b, "size": h, "channels_in": c}

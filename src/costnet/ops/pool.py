@@ -7,21 +7,27 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import (PADDINGS, Elements, Op, Padded, Params, channel_cap, output_size,
-                              spatial_padding, tensor)
+from costnet.ops.base import (PADDINGS, Analytical, Op, Padded, alignment, channel_cap, column, feature_maps,
+                              output_size, padding_amounts, spatial_padding, tf_padding)
+from costnet.ops.params import Params
+from costnet.ops.traced import Call, Uncovered, pair
 
 POOLS = ("max", "avg")
 
 
-def _planes(p: Params, rng: np.random.Generator) -> dict[str, Any]:
-    """Batch, square size and input channels below ``channel_budget / size``, drawn in that
-    order (size first, so the cap can depend on it)."""
+def _planes(p: Params, rng: np.random.Generator, window: str) -> dict[str, Any]:
+    """Batch, square size, input channels below ``channel_budget / size`` and the
+    ``window`` parameter capped at the size, drawn in that order (size first, so
+    the caps can depend on it)."""
     size = p.int("size", rng)
     cap = channel_cap(p.settings["channel_budget"], size)
-    return {"batch": p.int("batch", rng), "size": size, "channels_in": p.int("channels", rng, high=cap)}
+    cfg = {"batch": p.int("batch", rng), "size": size, "channels_in": p.int("channels", rng, high=cap)}
+    cfg[window] = p.int(window, rng, high=size)
+    return cfg
 
 
 class Pool2d(Op):
@@ -40,16 +46,13 @@ class Pool2d(Op):
     settings = ("channel_budget",)
     columns = ("batch", "size", "channels_in", "kernel", "stride", "padding", "pool")
     has_params = False
+    modules = (nn.MaxPool2d, nn.AvgPool2d)
+    functions = ("max_pool2d", "avg_pool2d")
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
-        cfg = _planes(p, rng)
-        return {
-            **cfg,
-            "kernel": p.int("kernel", rng, high=cfg["size"]),
-            "stride": p.int("stride", rng),
-            "padding": p.pick("padding", rng),
-            "pool": p.pick("pool", rng),
-        }
+        cfg = _planes(p, rng, "kernel")
+        cfg.update(stride=p.int("stride", rng), padding=p.pick("padding", rng), pool=p.pick("pool", rng))
+        return cfg
 
     def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
@@ -60,16 +63,35 @@ class Pool2d(Op):
         else:
             layer = nn.AvgPool2d(cfg["kernel"], cfg["stride"], padding=sym, count_include_pad=False)
             fill = 0.0
-        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
-        return Padded(layer, pad, nn.Identity(), pad_value=fill), (x,)
+        return Padded(layer, pad, nn.Identity(), pad_value=fill), (feature_maps(cfg, device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        out = output_size(cfg["size"], cfg["kernel"], cfg["stride"], cfg["padding"])
-        return Elements(
-            inputs=cfg["batch"] * cfg["channels_in"] * cfg["size"] ** 2,
-            params=0,
-            outputs=cfg["batch"] * cfg["channels_in"] * out**2,
-        )
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        b, size, k, s = column(rows, "batch", 1), column(rows, "size"), column(rows, "kernel"), column(rows, "stride", 1)
+        c = column(rows, "channels_in")
+        o = output_size(size, k, s, rows["padding"])
+        outputs = b * c * o * o
+        pad, odd = padding_amounts(size, k, s, rows["padding"])
+        zeros = np.zeros(len(rows))
+        return Analytical(mm=zeros, ew=outputs * k * k, inputs=b * c * size * size, params=zeros, outputs=outputs,
+                          out_size=o, pad_total=pad, pad_odd=odd, align_in=alignment(c), align_out=alignment(c))
+
+    @staticmethod
+    def _columns(call: Call, kernel: Any, stride: Any, kind: str) -> dict[str, Any]:
+        b, c, h, w = call.tensors[0].shape
+        k, s = pair(kernel)[0], pair(stride if stride else kernel)[0]
+        if h != w or pair(kernel)[0] != pair(kernel)[1]:
+            raise Uncovered(f"non-square pooling {h}x{w}, kernel {kernel}")
+        padding, note = tf_padding(h, k, s, (call.output or ())[2])
+        return {"batch": b, "size": h, "channels_in": c, "kernel": k, "stride": s, "padding": padding,
+                "pool": kind, "approx": note}
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        assert isinstance(module, (nn.MaxPool2d, nn.AvgPool2d))
+        kind = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+        return self._columns(call, module.kernel_size, module.stride, kind)
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:  # max_pool2d, avg_pool2d
+        return self._columns(call, call.arg(1, "kernel_size"), call.arg(2, "stride"), name.split("_")[0])
 
 
 class AdaptivePool2d(Op):
@@ -86,21 +108,36 @@ class AdaptivePool2d(Op):
     settings = ("channel_budget",)
     columns = ("batch", "size", "channels_in", "target_size", "pool")
     has_params = False
+    modules = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    functions = ("adaptive_avg_pool2d", "adaptive_max_pool2d")
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
-        cfg = _planes(p, rng)
-        return {
-            **cfg,
-            "target_size": p.int("target_size", rng, high=cfg["size"]),
-            "pool": p.pick("pool", rng),
-        }
+        return {**_planes(p, rng, "target_size"), "pool": p.pick("pool", rng)}
 
     def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         kind = nn.AdaptiveMaxPool2d if cfg["pool"] == "max" else nn.AdaptiveAvgPool2d
-        x = tensor((cfg["batch"], cfg["channels_in"], cfg["size"], cfg["size"]), device, dtype)
-        return kind(cfg["target_size"]), (x,)
+        return kind(cfg["target_size"]), (feature_maps(cfg, device, dtype),)
 
-    def elements(self, cfg: Mapping[str, Any]) -> Elements:
-        planes = cfg["batch"] * cfg["channels_in"]
-        return Elements(inputs=planes * cfg["size"] ** 2, params=0, outputs=planes * cfg["target_size"] ** 2)
+    def analytical(self, rows: pd.DataFrame) -> Analytical:
+        b, size, t, c = column(rows, "batch", 1), column(rows, "size"), column(rows, "target_size"), column(rows, "channels_in")
+        # Output i pools rows floor(i*S/T) to ceil((i+1)*S/T) (torch's adaptive pooling); the
+        # windows' lengths sum to S + T - gcd(S, T) (each of the T - gcd(S, T) outputs whose
+        # window edge falls inside a row shares that row with its neighbour).
+        span = size + t - np.gcd(size.astype(np.int64), t.astype(np.int64))
+        zeros = np.zeros(len(rows))
+        return Analytical(mm=zeros, ew=b * c * span**2, inputs=b * c * size**2, params=zeros, outputs=b * c * t**2,
+                          out_size=t, align_in=alignment(c), align_out=alignment(c))
+
+    @staticmethod
+    def _columns(call: Call, kind: str) -> dict[str, Any]:
+        (b, c, h, w), out = call.tensors[0].shape, call.output or ()
+        if h != w or out[2] != out[3]:
+            raise Uncovered(f"non-square adaptive pooling {h}x{w} -> {out[2]}x{out[3]}")
+        return {"batch": b, "size": h, "channels_in": c, "target_size": out[2], "pool": kind}
+
+    def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
+        return self._columns(call, "avg" if isinstance(module, nn.AdaptiveAvgPool2d) else "max")
+
+    def from_function(self, name: str, call: Call) -> dict[str, Any]:  # adaptive_avg_pool2d, adaptive_max_pool2d
+        return self._columns(call, name.split("_")[1])

@@ -1,47 +1,17 @@
-"""Parameter distributions of a layer space, parsed from config.
+"""Parse a space's parameter distributions from config.
 
 A range is a mapping ``{low: 1, high: 64}`` (inclusive integers, uniform; add
 ``log: true`` for log-uniform); a choice is a list of values drawn uniformly.
+The distributions themselves live with the ops (:mod:`costnet.ops.params`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from costnet.errors import CostnetError
-
-
-@dataclass(frozen=True)
-class IntRange:
-    """Inclusive integer range, sampled uniformly or log-uniformly."""
-
-    low: int
-    high: int
-    log: bool = False
-
-    def sample(self, rng: np.random.Generator, high: int | None = None) -> int:
-        """Draw one value; ``high`` caps the range further (never below ``low``)."""
-        top = self.high if high is None else max(self.low, min(self.high, high))
-        if not self.log:
-            return int(rng.integers(self.low, top + 1))
-        # Log-uniform over [low, top + 1) then floored, so every integer is reachable.
-        value = math.exp(rng.uniform(math.log(self.low), math.log(top + 1)))
-        return min(top, int(value))
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A finite set of values, drawn uniformly."""
-
-    values: tuple[Any, ...]
-
-    def sample(self, rng: np.random.Generator) -> Any:
-        return self.values[int(rng.integers(len(self.values)))]
+from costnet.ops.params import Choice, IntRange
 
 
 def parse_range(where: str, value: Any) -> IntRange:

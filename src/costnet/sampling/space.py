@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from costnet.errors import CostnetError
-from costnet.ops import Op, Params, get_op
-from costnet.sampling.params import Choice, parse_choice, parse_range
+from costnet.ops import Op, get_op
+from costnet.ops.params import Choice, Params
+from costnet.ops.step import DTYPE_BYTES
+from costnet.sampling.params import parse_choice, parse_range
 
 MODES = ("forward", "train")
-DTYPES = ("float32", "float64", "float16", "bfloat16")
+DTYPES = tuple(DTYPE_BYTES)
 
 
 @dataclass(frozen=True)
