@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from costnet.errors import CostnetError
 from costnet.ops.base import output_size as tf_output_size
-from costnet.ops.base import same_padding
+from costnet.ops.base import padding_total
 from costnet.paleo.presets import Costs
 
 Shape = tuple[int, ...]
@@ -102,7 +102,7 @@ def _padded_size(size: int, kernel: int, stride: int, padding: str | int) -> int
     if padding == "VALID":
         return size
     if padding == "SAME":
-        return size + sum(same_padding(size, kernel, stride))
+        return size + padding_total(size, kernel, stride, "same")
     return size + 2 * int(padding)
 
 
