@@ -1,8 +1,9 @@
-"""Hardware fingerprint, GPU catalog, software versions and cached micro-benchmarks."""
+"""Hardware fingerprint, device catalog, software versions and cached micro-benchmarks."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import types
 from pathlib import Path
@@ -11,13 +12,19 @@ import pytest
 import torch
 
 from costnet.errors import CostnetError
+from costnet.features.hardware import from_catalog
 from costnet.hardware import (cached_peaks, cuda_info, fingerprint, load_catalog, lookup,
                               software_versions)
+from costnet.hardware.catalog import catalog_file
 from costnet.hardware import microbench
 
 # The submodule, not the function costnet.hardware exports under the same name.
 fingerprint_module = importlib.import_module("costnet.hardware.fingerprint")
-GPUS = {"V100", "P100", "GTX1080Ti", "M60", "K80", "K40", "T4", "A100", "L4", "H100", "H200"}
+DEVICES = {"V100", "P100", "GTX1080Ti", "M60", "K80", "K40", "T4", "A100", "L4", "H100", "H200",
+           "TitanX", "K20", "K20X", "M40", "GTX780Ti", "GT750M", "i7-5930K"}
+# PALEO's presets (TalwalkarLab/paleo paleo/device.py): peak GFLOP/s and memory GB/s as PALEO has them.
+PALEO = {"TitanX": (6144, 336.5), "K20": (3520, 208), "K20X": (3935, 250), "GTX780Ti": (5040, 336),
+         "GT750M": (722.7, 80), "i7-5930K": (289, 68)}
 # Justus et al. 2018, table of GPUs: cores, boost MHz, memory GB, memory type, GB/s, bus.
 PAPER = {
     "V100": (5120, 1455, 16, "HBM2", 900, "NVLink"),
@@ -33,11 +40,26 @@ CPU_KEYS = {"hardware_id", "kind", "name", "vendor", "physical_cores", "logical_
             "l3_bytes", "memory_bytes", "catalog_name", "measured_peak_gflops", "measured_bandwidth_gbs"}
 
 
-def test_catalog_has_every_gpu() -> None:
+def test_catalog_has_every_device() -> None:
     catalog = load_catalog()
-    assert set(catalog) == GPUS
+    assert set(catalog) == DEVICES
     for entry in catalog.values():
         assert entry["sources"] and entry["notes"]
+
+
+@pytest.mark.parametrize("name", sorted(PALEO))
+def test_paleo_devices_carry_paleos_values(name: str) -> None:
+    entry = load_catalog()[name]
+    assert (entry["peak_fp32_gflops"], entry["memory_bandwidth_gbs"]) == PALEO[name]
+    assert any("paleo/device.py" in source for source in entry["sources"])
+
+
+def test_a_cpu_entry_has_cores_and_its_features() -> None:
+    entry = lookup("CPU_I7")
+    assert entry["kind"] == "cpu" and "cuda_cores" not in entry
+    features = from_catalog(entry)
+    assert features["hw_cores"] == 6 and features["hw_memory_gb"] == 0 and features["hw_interconnect"] == "host"
+    assert from_catalog(lookup("K20"))["hw_cores"] == 2496
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))
@@ -52,14 +74,17 @@ def test_paper_gpus_carry_the_papers_values(name: str) -> None:
 @pytest.mark.parametrize(("device_name", "expected"), [
     ("Tesla V100-SXM2-16GB", "V100"), ("NVIDIA H100 80GB HBM3", "H100"), ("v100", "V100"),
     ("Tesla K40m", "K40"), ("NVIDIA GeForce GTX 1080 Ti", "GTX1080Ti"), ("NVIDIA L4", "L4"),
+    ("titan_x", "TitanX"), ("Titan X", "TitanX"), ("TITAN_X", "TitanX"), ("GeForce GTX TITAN X", "TitanX"),
+    ("Tesla K20c", "K20"), ("Tesla K20Xm", "K20X"), ("GEFORCE_780_TI", "GTX780Ti"), ("GEFORCE_750_M", "GT750M"),
+    ("Tesla M40 24GB", "M40"), ("CPU_I7", "i7-5930K"),
 ])
 def test_lookup_by_key_or_alias(device_name: str, expected: str) -> None:
     assert lookup(device_name)["name"] == expected
 
 
-@pytest.mark.parametrize("device_name", ["Imaginary GPU 9000", "NVIDIA L40S"])
+@pytest.mark.parametrize("device_name", ["Imaginary GPU 9000", "NVIDIA L40S", "NVIDIA TITAN X (Pascal)"])
 def test_lookup_unknown_names_the_name(device_name: str) -> None:
-    with pytest.raises(CostnetError, match=device_name):
+    with pytest.raises(CostnetError, match=re.escape(device_name)):
         lookup(device_name)
 
 
@@ -67,12 +92,29 @@ def test_lookup_unknown_names_the_name(device_name: str) -> None:
     ("name: BAD\ncuda_cores: -1\n", "cuda_cores"),
     ("name: BAD\ncuda_cores: 10\nboost_clock_mhz: 1000\nmemory_gb: 1\nmemory_bandwidth_gbs: 10\n", "peak_fp32_gflops"),
     ("name: OTHER\n", "name"),
+    ("name: BAD\nkind: tpu\n", "kind"),
+    ("name: BAD\nkind: cpu\ncuda_cores: 6\nboost_clock_mhz: 3700\nmemory_bandwidth_gbs: 68\n", "cores"),
+    ("name: BAD\nkind: cpu\ncores: 6\nboost_clock_mhz: 3700\nmemory_bandwidth_gbs: 68\n", "peak_fp32_gflops"),
 ])
 def test_malformed_catalog_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
     (tmp_path / "hardware").mkdir()
     (tmp_path / "hardware" / "BAD.yaml").write_text(text)
     with pytest.raises(CostnetError, match=rf"BAD\.yaml.*'{field}'"):
         load_catalog(tmp_path)
+
+
+def test_a_name_in_two_catalog_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "hardware").mkdir()
+    for name in ("A", "B"):
+        (tmp_path / "hardware" / f"{name}.yaml").write_text(
+            f"name: {name}\naliases: [Same One]\ncuda_cores: 1\nboost_clock_mhz: 1\nmemory_gb: 1\n"
+            "memory_bandwidth_gbs: 1\npeak_fp32_gflops: 1\n")
+    with pytest.raises(CostnetError, match=r"B\.yaml.*'aliases' repeats a name of 'A'"):
+        load_catalog(tmp_path)
+
+
+def test_catalog_file_is_the_looked_up_entrys() -> None:
+    assert catalog_file("titan_x").name == "TitanX.yaml" and catalog_file("titan_x").is_file()
 
 
 def test_cpu_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,9 +35,10 @@ def memory_ms(nbytes: Number, bandwidth_gbs: Number, efficiency: Number | float 
     return nbytes / (bandwidth_gbs * (gb_bytes / 1e3) * efficiency)
 
 
-def roofline_ms(flops: Number, nbytes: Number, peak_gflops: Number, bandwidth_gbs: Number) -> Number:
-    """The roofline bound ``max(C, M)`` at 100 % of both peaks, in ms."""
-    return np.maximum(compute_ms(flops, peak_gflops), memory_ms(nbytes, bandwidth_gbs))
+def roofline_ms(flops: Number, nbytes: Number, peak_gflops: Number, bandwidth_gbs: Number,
+                efficiency: Number | float = 1.0) -> Number:
+    """The roofline bound ``max(C, M)``, both roofs at ``efficiency`` of peak, in ms."""
+    return np.maximum(compute_ms(flops, peak_gflops, efficiency), memory_ms(nbytes, bandwidth_gbs, efficiency))
 
 
 def paleo_ms(flops: Number, nbytes: Number, peak_gflops: Number, bandwidth_gbs: Number,

@@ -17,6 +17,7 @@ import pandas as pd
 
 from costnet.ops import get_op
 from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS
+from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
                        "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity",
@@ -87,10 +88,11 @@ def roofline_features(frame: pd.DataFrame, analytical: pd.DataFrame) -> pd.DataF
     """Time estimates from hardware peaks (ms): compute, memory, their max and sum.
 
     compute = FLOPs / peak, memory = bytes / bandwidth (the roofline model,
-    Williams et al. 2009); their sum is PALEO's R + C + W at 100 % of peak.
+    Williams et al. 2009); their sum is PALEO's R + C + W at 100 % of peak (costnet.roofline).
     """
-    compute = analytical["flops"] / (frame["hw_peak_gflops"].astype(float) * 1e6)
-    memory = analytical["bytes"] / (frame["hw_bandwidth_gbs"].astype(float) * 1e6)
-    return pd.DataFrame({"t_compute_ms": compute, "t_memory_ms": memory,
-                         "t_roofline_ms": np.maximum(compute, memory), "t_paleo_ms": compute + memory},
+    flops, nbytes = analytical["flops"], analytical["bytes"]
+    peak, bandwidth = frame["hw_peak_gflops"].astype(float), frame["hw_bandwidth_gbs"].astype(float)
+    return pd.DataFrame({"t_compute_ms": compute_ms(flops, peak), "t_memory_ms": memory_ms(nbytes, bandwidth),
+                         "t_roofline_ms": roofline_ms(flops, nbytes, peak, bandwidth),
+                         "t_paleo_ms": paleo_ms(flops, nbytes, peak, bandwidth)},
                         index=frame.index)

@@ -1,10 +1,10 @@
-"""Hardware attributes as model features, the same for catalog GPUs and measured CPUs.
+"""Hardware attributes as model features, the same for catalog devices and measured CPUs.
 
 ``hw_peak_gflops``    fp32 peak: the spec sheet's for GPUs, the measured matmul peak for CPUs
 ``hw_bandwidth_gbs``  memory bandwidth: spec sheet for GPUs, measured copy rate for CPUs
-``hw_cores``          CUDA cores, or CPU threads used
+``hw_cores``          CUDA cores, or CPU threads used (a catalog CPU: its cores)
 ``hw_clock_mhz``      boost clock, or the CPU's maximum frequency
-``hw_memory_gb``      device memory, or host memory
+``hw_memory_gb``      device memory, or host memory (0 for a catalog CPU: no device memory)
 ``hw_bus_width_bits`` memory bus width (0 where unknown, e.g. CPUs)
 ``hw_interconnect``   NVLink / PCIe for GPUs, ``host`` for CPUs (categorical)
 """
@@ -19,15 +19,16 @@ HARDWARE_FEATURES = ("hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock
 
 
 def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Feature values of a catalog GPU (``conf/hardware/*.yaml``)."""
+    """Feature values of a catalog device (``conf/hardware/*.yaml``): a GPU, or a CPU (``kind: cpu``)."""
+    cpu = entry.get("kind") == "cpu"
     return {
         "hw_peak_gflops": float(entry["peak_fp32_gflops"]),
         "hw_bandwidth_gbs": float(entry["memory_bandwidth_gbs"]),
-        "hw_cores": float(entry["cuda_cores"]),
+        "hw_cores": float(entry["cores" if cpu else "cuda_cores"]),
         "hw_clock_mhz": float(entry["boost_clock_mhz"]),
-        "hw_memory_gb": float(entry["memory_gb"]),
+        "hw_memory_gb": float(entry.get("memory_gb") or 0),
         "hw_bus_width_bits": float(entry.get("memory_bus_width_bits") or 0),
-        "hw_interconnect": str(entry.get("interconnect", "unknown")),
+        "hw_interconnect": str(entry.get("interconnect", "host" if cpu else "unknown")),
     }
 
 

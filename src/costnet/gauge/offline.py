@@ -37,6 +37,7 @@ from costnet.networks.estimate import Setting, choose_models, hardware_features,
 from costnet.networks.extract import extract_layers
 from costnet.networks.zoo import build_network, example_input
 from costnet.paleo.comm import comm_time_ms
+from costnet.roofline import roofline_ms
 
 StepTime = Callable[[str, int], float]
 
@@ -126,7 +127,8 @@ def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: fl
     ``per_gpu_batch x max(FLOPs / (peak_fp32_gflops x ppp), bytes / (memory_bandwidth_gbs x ppp))``:
     the step is bound by compute or by memory traffic (Williams, Waterman & Patterson,
     "Roofline", CACM 2009), with the platform percent of peak ``ppp`` of PALEO (Qi et al.,
-    ICLR 2017, Sec. 3.1). Peaks come from the hardware catalog (conf/hardware/*.yaml).
+    ICLR 2017, Sec. 3.1), computed by costnet.roofline. Peaks come from the hardware catalog
+    (conf/hardware/*.yaml).
     """
     for name, value in (("flops_per_sample", flops_per_sample), ("bytes_per_sample", bytes_per_sample),
                         ("ppp", ppp)):
@@ -138,9 +140,8 @@ def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: fl
         if gpu not in specs:
             raise CostnetError(f"unknown GPU {gpu!r}: the hardware catalog knows {sorted(specs)}")
         spec = specs[gpu]
-        compute_s = flops_per_sample / (spec["peak_fp32_gflops"] * 1e9 * ppp)
-        memory_s = bytes_per_sample / (spec["memory_bandwidth_gbs"] * 1e9 * ppp)
-        return per_gpu_batch * max(compute_s, memory_s) * 1e3
+        return per_gpu_batch * float(roofline_ms(flops_per_sample, bytes_per_sample, spec["peak_fp32_gflops"],
+                                                 spec["memory_bandwidth_gbs"], ppp))
 
     return step_time_ms
 

@@ -1,4 +1,9 @@
-"""Spec-sheet attributes of named GPUs, one ``conf/hardware/<NAME>.yaml`` per GPU."""
+"""The device registry: spec-sheet attributes of named devices, one ``conf/hardware/<NAME>.yaml`` each.
+
+The only source of device specs in costnet: the features of catalog GPUs, the AI Gauge's
+cloud GPUs and PALEO's device presets all read it. An entry is a GPU unless it says
+``kind: cpu``; a CPU gives its ``cores`` where a GPU gives ``cuda_cores`` and ``memory_gb``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ import yaml
 from costnet import config
 from costnet.errors import CostnetError
 
-REQUIRED = ("cuda_cores", "boost_clock_mhz", "memory_gb", "memory_bandwidth_gbs", "peak_fp32_gflops")
+# Positive numbers each kind of entry must give (``kind`` defaults to gpu).
+REQUIRED = {"gpu": ("cuda_cores", "boost_clock_mhz", "memory_gb", "memory_bandwidth_gbs", "peak_fp32_gflops"),
+            "cpu": ("cores", "boost_clock_mhz", "memory_bandwidth_gbs", "peak_fp32_gflops")}
 OPTIONAL = ("memory_bus_width_bits", "peak_fp16_tensor_gflops", "peak_bf16_tensor_gflops",
             "peak_tf32_tensor_gflops")  # null where the GPU lacks the feature
 
@@ -27,7 +34,11 @@ def _validate(path: Path, entry: Any) -> dict[str, Any]:
     if entry.get("name") != path.stem:
         raise CostnetError(f"hardware catalog file {str(path)!r}: field 'name' must be the file's name "
                            f"{path.stem!r}, got {entry.get('name')!r}")
-    for field in REQUIRED:
+    kind = entry.get("kind", "gpu")
+    if kind not in REQUIRED:
+        raise CostnetError(f"hardware catalog file {str(path)!r}: field 'kind' must be one of {sorted(REQUIRED)}, "
+                           f"got {kind!r}")
+    for field in REQUIRED[kind]:
         if not _positive(entry.get(field)):
             raise CostnetError(f"hardware catalog file {str(path)!r}: field {field!r} must be a positive "
                                f"number, got {entry.get(field)!r}")
@@ -42,12 +53,26 @@ def _validate(path: Path, entry: Any) -> dict[str, Any]:
     return entry
 
 
+def _normalise(name: str) -> str:
+    """``name`` without case, spaces, dashes or underscores: "Titan X", "titan_x" and "TITAN-X" agree."""
+    return re.sub(r"[\s_-]+", "", name).lower()
+
+
+def _names(entry: dict[str, Any]) -> set[str]:
+    """An entry's name and aliases, normalised: what an exact lookup matches."""
+    return {_normalise(entry["name"]), *map(_normalise, entry["aliases"])}
+
+
+def _root(conf_dir: Path | None) -> Path:
+    return Path(conf_dir or config.conf_dir()) / "hardware"
+
+
 def load_catalog(conf_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every entry of ``<conf_dir>/hardware/*.yaml`` by name, validated.
 
     ``conf_dir`` defaults to costnet's ``conf/`` (``$COSTNET_CONF_DIR``, else the repository's).
     """
-    root = Path(conf_dir or config.conf_dir()) / "hardware"
+    root = _root(conf_dir)
     paths = sorted(root.glob("*.yaml"))
     if not paths:
         raise CostnetError(f"hardware catalog {str(root)!r} has no *.yaml files")
@@ -57,7 +82,12 @@ def load_catalog(conf_dir: Path | None = None) -> dict[str, dict[str, Any]]:
             entry = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
             raise CostnetError(f"hardware catalog file {str(path)!r} cannot be read: {exc}") from exc
-        catalog[path.stem] = _validate(path, entry)
+        entry = _validate(path, entry)
+        for other, known in catalog.items():
+            if _names(entry) & _names(known):
+                raise CostnetError(f"hardware catalog file {str(path)!r}: field 'aliases' repeats a name of "
+                                   f"{other!r}: {sorted(_names(entry) & _names(known))}")
+        catalog[path.stem] = entry
     return catalog
 
 
@@ -67,15 +97,16 @@ def _mentions(device_name: str, alias: str) -> bool:
 
 
 def lookup(name: str, conf_dir: Path | None = None) -> dict[str, Any]:
-    """The catalog entry called ``name`` (case-insensitive), or whose alias ``name`` contains.
+    """The catalog entry called ``name`` or one of its aliases, else the one whose alias ``name`` contains.
 
+    Names compare without case, spaces, dashes or underscores ("titan_x" is "TitanX").
     Device names as torch or NVML report them work, e.g. "Tesla V100-SXM2-16GB"
     or "NVIDIA H100 80GB HBM3"; an alias matches as a whole token of the name.
     """
     catalog = load_catalog(conf_dir)
     wanted = name.strip().lower()
     for key, entry in catalog.items():
-        if key.lower() == wanted:
+        if _normalise(wanted) in _names(entry):
             return entry
     matches = sorted(key for key, entry in catalog.items() if any(_mentions(wanted, a) for a in entry["aliases"]))
     if len(matches) > 1:
@@ -84,3 +115,8 @@ def lookup(name: str, conf_dir: Path | None = None) -> dict[str, Any]:
         raise CostnetError(f"unknown hardware {name!r}: the catalog knows {sorted(catalog)} (or device names "
                            "containing one of their aliases)")
     return catalog[matches[0]]
+
+
+def catalog_file(name: str, conf_dir: Path | None = None) -> Path:
+    """The file of the catalog entry that ``name`` looks up (for provenance records)."""
+    return _root(conf_dir) / f"{lookup(name, conf_dir)['name']}.yaml"

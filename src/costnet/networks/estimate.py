@@ -4,7 +4,7 @@ Time per batch T_b is the sum over layers of their predicted times (a forward
 pass or one training step); an epoch of p batches takes E = p * T_b. Layers of
 an op with a trained model get that model's prediction; layers no model covers
 get the PALEO-style analytical time FLOPs / (peak * ppp_comp) + bytes /
-(bandwidth * ppp_mem) (Qi et al. 2017, Sec. 3.1); free layers (views) cost 0.
+(bandwidth * ppp_mem) (Qi et al. 2017, Sec. 3.1; costnet.roofline); free layers (views) cost 0.
 The ``source`` column of the table says which applies to each row.
 """
 
@@ -28,6 +28,7 @@ from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.ops import get_op
+from costnet.roofline import compute_ms, paleo_ms
 
 LOCAL = ("local", "cpu")
 
@@ -127,10 +128,10 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
     context = {"mode": setting.mode, "dtype": setting.dtype,
                "optimizer": setting.optimizer if setting.mode == "train" else "none",
                **{k: v for k, v in hardware.items() if k.startswith("hw_") or k == "device"}}
-    peak, bandwidth = float(hardware["hw_peak_gflops"]) * 1e6, float(hardware["hw_bandwidth_gbs"]) * 1e6
+    peak, bandwidth = float(hardware["hw_peak_gflops"]), float(hardware["hw_bandwidth_gbs"])
 
     def analytical(flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-        return flops / (peak * setting.ppp_comp) + nbytes / (bandwidth * setting.ppp_mem)
+        return paleo_ms(flops, nbytes, peak, bandwidth, setting.ppp_comp, setting.ppp_mem)
 
     covered = table["kind"] == "layer"
     for op, index in table[covered].groupby("op").groups.items():
@@ -140,7 +141,7 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         table.loc[index, "flops"] = flops
         if op in models:
             predicted = models[op].predict(rows)
-            floor = flops / peak if setting.compute_floor else np.zeros(len(rows))
+            floor = compute_ms(flops, peak) if setting.compute_floor else np.zeros(len(rows))
             source = f"model:{models[op].meta.get('model', 'model')}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)

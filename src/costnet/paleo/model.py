@@ -4,7 +4,9 @@ Each layer phase takes ``T = R + C + W``: reading its inputs from device memory,
 and writing its outputs, with
 
 * ``C = FLOPs / (peak FLOP/s * PPP_comp)``,
-* ``R = bytes read / (memory bandwidth * PPP_mem)``, ``W`` likewise for bytes written.
+* ``R = bytes read / (memory bandwidth * PPP_mem)``, ``W`` likewise for bytes written,
+
+computed by costnet.roofline.
 
 PALEO scales memory traffic by the same platform percent of peak as compute
 (flops_profiler._estimate_comm_time divides by ``ppp_comp`` unless told otherwise), so
@@ -31,6 +33,7 @@ from costnet.errors import CostnetError
 from costnet.paleo.layers import PHASES, Layer
 from costnet.paleo.presets import Costs, Device, load_costs
 from costnet.paleo.spec import Net
+from costnet.roofline import compute_ms, memory_ms
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,13 @@ class Platform:
 
     def compute_ms(self, flops: float) -> float:
         """``C``: FLOPs at ``peak * PPP_comp``."""
-        return flops / (self.device.peak_gflops * 1e9 * self.ppp_comp) * 1e3
+        return compute_ms(flops, self.device.peak_gflops, self.ppp_comp)
 
     def memory_ms(self, n_elements: float) -> float:
         """``R`` or ``W``: elements moved at ``bandwidth * PPP_mem``."""
         costs = self.constants
-        seconds = n_elements * costs.bytes_per_element / (
-            self.device.memory_gbs * costs.memory_gb_bytes * self.memory_efficiency)
-        return seconds * 1e3
+        return memory_ms(n_elements * costs.bytes_per_element, self.device.memory_gbs, self.memory_efficiency,
+                         costs.memory_gb_bytes)
 
 
 def phase_times(layer: Layer, phase: str, batch: int, platform: Platform) -> tuple[float, float, float]:
@@ -165,9 +167,8 @@ def fit_ppp(rows: pd.DataFrame, device: Device, shared: bool = False, relative: 
             (data[:, 2] <= 0).any():
         raise CostnetError(f"fit_ppp needs at least {1 if shared else 2} rows of finite, non-negative flops and "
                            "bytes and positive time_ms")
-    platform = Platform(device, 1.0, 1.0, costs)
-    compute = data[:, 0] / (device.peak_gflops * 1e9) * 1e3
-    memory = platform.memory_ms(data[:, 1] / platform.constants.bytes_per_element)
+    compute = compute_ms(data[:, 0], device.peak_gflops)
+    memory = memory_ms(data[:, 1], device.memory_gbs, gb_bytes=(costs or load_costs()).memory_gb_bytes)
     design = compute[:, None] + memory[:, None] if shared else np.column_stack([compute, memory])
     weight = 1.0 / data[:, 2] if relative else np.ones(len(data))
     coef, _ = nnls(design * weight[:, None], data[:, 2] * weight)

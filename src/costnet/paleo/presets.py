@@ -1,4 +1,5 @@
-"""PALEO's hardware presets (conf/paleo/devices.yaml, links.yaml) and cost constants (costs.yaml)."""
+"""PALEO's hardware: devices from costnet's device registry (conf/hardware/, costnet.hardware.catalog),
+links (conf/paleo/links.yaml) and cost constants (conf/paleo/costs.yaml)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from costnet.config import conf_dir
 from costnet.errors import CostnetError
+from costnet.hardware.catalog import lookup
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,12 @@ def _positive(kind: str, key: str, entry: dict[str, Any], field: str) -> float:
 
 
 def get_device(name: str) -> Device:
-    """The device preset called ``name`` (case-insensitive)."""
-    key, entry = _lookup("device", "devices.yaml", name)
-    return Device(key, str(entry.get("name", key)), _positive("device", key, entry, "peak_gflops"),
-                  _positive("device", key, entry, "memory_gbs"), str(entry.get("source", "")))
+    """The registry device called ``name`` or one of its aliases (case, spaces, dashes and underscores
+    ignored: ``titan_x``, ``"Titan X"`` and ``TITAN_X`` are the same), e.g. one of PALEO's presets
+    TITAN_X, K20, K20X, K40, K80, GEFORCE_780_TI, GEFORCE_750_M, CPU_I7."""
+    entry = lookup(name)
+    return Device(entry["name"], f"{entry.get('vendor', '')} {entry['name']}".strip(), float(entry["peak_fp32_gflops"]),
+                  float(entry["memory_bandwidth_gbs"]), "; ".join(entry.get("sources", [])))
 
 
 def get_link(name: str) -> Link:

@@ -13,6 +13,7 @@ import yaml
 from omegaconf import DictConfig
 
 from costnet.errors import CostnetError
+from costnet.hardware.catalog import catalog_file
 from costnet.paleo.comm import SCHEMES
 from costnet.paleo.estimate import estimate
 from costnet.paleo.presets import paleo_dir
@@ -75,7 +76,7 @@ def run(cfg: DictConfig) -> Result:
         notes.append("**The published numbers are unverified** (recalled from PALEO Table 4, not read from the "
                      "PDF); check them before citing.")
     notes.append("Why ours differ from PALEO's: see the docstring of experiments/paleo_scaling.py.")
-    inputs = [path, resolve_net(reference["setup"]["net"]),
-              *(paleo_dir() / f for f in ("devices.yaml", "links.yaml", "costs.yaml"))]
+    inputs = [path, resolve_net(reference["setup"]["net"]), catalog_file(reference["setup"]["device"]),
+              *(paleo_dir() / f for f in ("links.yaml", "costs.yaml"))]
     return Result.described(cfg, table, figures=[plot(table, Path(str(cfg.out)) / "scaling.png")], notes=notes,
                             inputs=inputs, runs={"reference": reference})
