@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from costnet.config import repo_root
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 # Fast settings for collection tests: tiny timing budgets, no peak measurement.
@@ -15,6 +17,10 @@ FAST = ["measure_peaks=false", "progress=false", "timing.min_runs=2", "timing.ma
         "timing.budget_s=0.005", "timing.warmup_runs=1", "timing.min_block_s=0.0005"]
 TINY_DENSE = ["space=dense", "space.params.batch.high=4", "space.params.in_features.high=64",
               "space.params.out_features.high=64"]
+
+# The six-GPU data of Justus et al. 2018, beside the checkout; tests that read it skip without it.
+JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
+needs_justus = pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
 
 
 def run_cli(module: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

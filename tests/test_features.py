@@ -8,13 +8,14 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from costnet.config import repo_root
-from costnet.features.analytical import analytical_features
+from costnet.config import compose, repo_root
+from costnet.errors import CostnetError
+from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
+from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
-
-JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
+from tests.conftest import JUSTUS, needs_justus
 META = torch.device("meta")
 
 
@@ -120,7 +121,7 @@ def test_transform_is_fitted_on_training_rows_only() -> None:
     assert codes[:, 1:].sum(axis=1).tolist() == [1, 1, 1]
 
 
-@pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
+@needs_justus
 def test_justus_adapter_maps_every_row() -> None:
     from costnet.sources import load_source
 
@@ -136,22 +137,88 @@ def test_justus_adapter_maps_every_row() -> None:
 
 
 def test_unknown_feature_column_is_named() -> None:
-    from costnet.errors import CostnetError
-
     t = FeatureTransform(FeatureSet("t", ("batch", "wibble")))
     with pytest.raises(CostnetError, match="wibble"):
         t.fit(pd.DataFrame({"batch": [1, 2]}))
 
 
-@pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
-@pytest.mark.parametrize("name", sorted(p.stem for p in (repo_root() / "conf" / "features").glob("*.yaml")))
-def test_every_feature_set_fits_justus_rows(name: str) -> None:
-    from omegaconf import OmegaConf
+def feature_set(name: str, *overrides: str) -> FeatureSet:
+    """conf/features/<name>.yaml as costnet-train composes it."""
+    return FeatureSet.from_config(compose("train", [f"features={name}", *overrides]).features)
 
+
+FEATURE_SETS = sorted(p.stem for p in (repo_root() / "conf" / "features").glob("*.yaml"))
+RAW = ["batch", "size", "kernel", "channels_in", "channels_out", "stride", "in_features", "out_features"]
+ANALYTICAL = ["out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd",
+              "flops_update", "flops", "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity"]
+GEMM = ["gemm_m", "gemm_n", "gemm_k", "gemm_tiles", "tile_fill"]
+HARDWARE = ["hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock_mhz", "hw_memory_gb", "hw_bus_width_bits"]
+ESTIMATES = ["t_compute_ms", "t_memory_ms", "t_roofline_ms", "t_paleo_ms"]
+LAYER_CATEGORIES = ["op", "padding", "activation", "optimizer", "bias"]
+# Every set's columns, in order, as the models were trained on them (a changed list changes results).
+PINNED = {
+    "raw": (RAW, LAYER_CATEGORIES),
+    "analytical": (RAW + ANALYTICAL + GEMM, LAYER_CATEGORIES),
+    "hardware": (RAW + ANALYTICAL + GEMM + HARDWARE + ESTIMATES, LAYER_CATEGORIES + ["hw_interconnect"]),
+    "portable": (RAW + ANALYTICAL + GEMM + ["hw_peak_gflops", "hw_bandwidth_gbs"] + ESTIMATES, LAYER_CATEGORIES),
+    # every op's parameters; no GEMM columns (the set predates them)
+    "network": (["batch", "size", "kernel", "channels_in", "channels_out", "stride", "groups", "in_features",
+                 "out_features", "features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n", "vocab",
+                 "target_size", "p"] + ANALYTICAL,
+                LAYER_CATEGORIES + ["pool", "fn", "causal", "input_grad"]),
+}
+
+
+def test_every_feature_set_is_pinned() -> None:
+    assert sorted(PINNED) == FEATURE_SETS
+    for name, (numeric, categorical) in PINNED.items():
+        spec = feature_set(name)
+        assert (spec.name, list(spec.numeric), list(spec.categorical), spec.log) == (name, numeric, categorical, True)
+    # the blocks computed in Python are the ones the sets name
+    assert ANALYTICAL + GEMM == list(ANALYTICAL_FEATURES) and HARDWARE == list(HARDWARE_FEATURES)
+
+
+def test_protocols_choose_their_feature_set() -> None:
+    for protocol, name in (("per_device", "analytical"), ("joint", "hardware"), ("lodo", "hardware"),
+                           ("fewshot", "hardware")):
+        assert compose("train", [f"protocol={protocol}"]).features.name == name
+    assert compose("train", ["protocol=lodo", "features=portable"]).features.name == "portable"  # the command line wins
+
+
+def test_feature_set_blocks() -> None:
+    spec = FeatureSet.from_config({"name": "b", "numeric": {"a": ["batch", "size"], "none": [], "b": ["flops"]},
+                                   "categorical": ["op"]})
+    assert spec.numeric == ("batch", "size", "flops") and spec.categorical == ("op",)
+    without_gemm = feature_set("hardware", "features.numeric.gemm=[]")  # a block dropped from the command line
+    assert list(without_gemm.numeric) == RAW + ANALYTICAL + HARDWARE + ESTIMATES
+    with pytest.raises(CostnetError, match=r"columns \['batch'\] are named more than once"):
+        FeatureSet.from_config({"name": "d", "numeric": {"a": ["batch"], "b": ["batch"]}})
+
+
+@needs_justus
+@pytest.mark.parametrize("name", FEATURE_SETS)
+def test_every_feature_set_fits_justus_rows(name: str) -> None:
+    """The matrix is the standardized log of every numeric column, then one one-hot block per
+    categorical column; only the config columns of other ops are absent (and read as 0)."""
+    from costnet.data.schema import CONFIG
     from costnet.sources import load_source
 
     rows = enrich(load_source({"name": "justus2018", "path": str(JUSTUS)}, "conv").head(300))
-    config = OmegaConf.load(repo_root() / "conf" / "features" / f"{name}.yaml")
-    spec = FeatureSet.from_config(OmegaConf.to_container(config))
+    spec = feature_set(name)
     x = FeatureTransform(spec).fit(rows).transform(rows)
-    assert x.shape[0] == 300 and x.shape[1] >= len(spec.numeric) and np.isfinite(x).all()
+    absent = [c for c in spec.numeric if c not in rows]
+    other_ops = {"in_features", "out_features"} | ({"features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n",
+                                                    "vocab", "target_size", "p"} if name == "network" else set())
+    assert set(absent) == other_ops and set(absent) <= set(CONFIG)
+    present = [c for c in spec.numeric if c in rows]
+    assert rows[present].notna().all().all()
+    logged = np.log1p(rows.reindex(columns=list(spec.numeric)).fillna(0.0).astype(float))
+    expected = (logged - logged.mean()) / logged.std(ddof=0).replace(0.0, 1.0)
+    n = len(spec.numeric)
+    np.testing.assert_allclose(x[:, :n], expected.to_numpy(), rtol=1e-5, atol=1e-5)
+    widths = [rows[c].astype(str).nunique() if c in rows else 1 for c in spec.categorical]  # absent: all "n/a"
+    assert x.shape == (300, n + sum(widths))
+    start = n
+    for width in widths:  # every row in exactly one category of each column
+        assert (x[:, start:start + width].sum(axis=1) == 1).all()
+        start += width

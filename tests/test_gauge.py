@@ -23,10 +23,14 @@ from costnet.gauge import (
     pareto_front,
     pareto_mask,
     predict_configurations,
+    network_step,
     read_log,
     roofline_step_time,
+    select_offerings,
     speed_ratio,
     steps_per_epoch,
+    total_steps_of_epochs,
+    totals_step,
 )
 from costnet.hardware import load_catalog
 from tests.conftest import run_cli
@@ -102,6 +106,7 @@ def test_lightning_metrics_csv(tmp_path: Path) -> None:
     assert progress.elapsed_s == pytest.approx(2.5)  # UNIX times: from the first record
     assert progress.last_record_at == datetime.fromtimestamp(1795491144.5, tz=timezone.utc)
     assert steps_per_epoch(progress) == 4
+    assert total_steps_of_epochs(progress, 2.5) == 10 and total_steps_of_epochs(progress, 2.5, per_epoch=7) == 18
     est = estimate_remaining(progress, total_steps=3 * steps_per_epoch(progress), window=2)
     assert est.step_time_s == pytest.approx(0.45)  # (144.5 - 143.6) / 2
     assert est.remaining_s == pytest.approx(6 * 0.45)
@@ -231,6 +236,22 @@ def test_network_step_time_uses_each_gpus_own_model() -> None:
     rest_v100, rest_k80 = v100 - convs * 1.0, k80 - convs * 5.0
     assert 0 < rest_v100 < rest_k80 < 0.5 * convs
     assert step("V100", 16) > v100  # layers re-extracted at the larger batch
+
+
+def test_job_steps_all_reduce_their_parameters() -> None:
+    totals = totals_step(2.3e10, 1.5e9, 25.6e6, 2, 0.5)
+    assert totals.ops is None and totals.params == 25.6e6 and totals.gradient_bytes == 2 * 25.6e6
+    assert totals.time_ms("V100", 64) == roofline_step_time(2.3e10, 1.5e9, 0.5)("V100", 64)
+    network = network_step("resnet18", [], Setting("train", "sgd"), 4)
+    assert network.ops == () and network.params == 11_689_512 and network.gradient_bytes == 4 * 11_689_512
+
+
+def test_select_offerings() -> None:
+    offerings = load_offerings()
+    assert select_offerings(offerings, None) == offerings
+    assert [o.gpu for o in select_offerings(offerings, ["A100", "K80"])] == ["K80", "A100"]  # catalog order
+    with pytest.raises(CostnetError, match=r"gpus \['XX'\] are not in the gauge catalog"):
+        select_offerings(offerings, ["V100", "XX"])
 
 
 def test_catalog_and_multi_gpu_communication() -> None:

@@ -10,7 +10,9 @@ predicted-vs-measured plot. Offline runs land in ``<out>/wandb/``; ``wandb sync
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,13 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from costnet.errors import CostnetError
 
 WANDB_MODES = ("offline", "online", "disabled")
+
+
+def quiet_lightning() -> None:
+    """Keep Lightning's console output to warnings, without its advice to add data-loader
+    workers (costnet's batches are slices of in-memory tensors, see nets/training.py)."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
 
 
 def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,

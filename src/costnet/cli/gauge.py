@@ -10,19 +10,16 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from costnet.cli.common import artifact_arguments, run_hydra
 from costnet.errors import CostnetError
-from costnet.networks.estimate import Setting, read_predictors
 from costnet.gauge.offline import (
     Job,
     load_offerings,
     pareto_front,
-    StepTime,
-    network_step_time,
     predict_configurations,
-    roofline_step_time,
+    select_offerings,
     write_outputs,
 )
 from costnet.gauge.online import (
@@ -31,8 +28,10 @@ from costnet.gauge.online import (
     on_other_hardware,
     read_log,
     speed_ratio,
-    steps_per_epoch,
+    total_steps_of_epochs,
 )
+from costnet.gauge.step import JobStep, network_step, totals_step
+from costnet.networks.estimate import Setting
 
 MODES = ("online", "offline")
 PARETO_COLUMNS = ["gpu", "count", "link", "steps_per_epoch", "compute_ms", "comm_ms", "step_ms", "runtime_h",
@@ -67,6 +66,13 @@ def _remaining_lines(est: Estimate, band: tuple[float, ...]) -> list[str]:
             f"{'ETA':<16}{_when(est.eta)}  [{_when(low)}, {_when(high)}]"]
 
 
+def _network_step(cfg: DictConfig) -> JobStep:
+    """The layer sum of ``cfg.network`` from the cost models ``cfg.models``."""
+    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp),
+                      bool(cfg.compute_floor))
+    return network_step(str(cfg.network), [str(p) for p in cfg.models], setting, float(cfg.bytes_per_param))
+
+
 def _speed_ratio(cfg: DictConfig) -> float | None:
     """speed_ratio=X as given, or the cost model's ratio of the network's step on device and target."""
     if cfg.target is None:
@@ -74,8 +80,7 @@ def _speed_ratio(cfg: DictConfig) -> float | None:
     if cfg.speed_ratio is not None:
         raise CostnetError("give either speed_ratio=X or target=DEVICE, not both")
     _required(cfg, "network")
-    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp), bool(cfg.compute_floor))
-    step, _ = network_step_time(str(cfg.network), read_predictors([str(p) for p in cfg.models]), setting)
+    step = _network_step(cfg).time_ms
     batch = _integer(cfg.batch_size, "batch_size")
     here, there = step(str(cfg.device), batch), step(str(cfg.target), batch)
     print(f"predicted {cfg.network} step at batch {batch}: {here:.4g} ms on {cfg.device}, {there:.4g} ms on "
@@ -91,9 +96,8 @@ def _online(cfg: DictConfig) -> None:
     if cfg.total_steps is not None:
         total = _integer(cfg.total_steps, "total_steps")
     else:
-        per_epoch = (_integer(cfg.steps_per_epoch, "steps_per_epoch") if cfg.steps_per_epoch is not None
-                     else steps_per_epoch(progress))
-        total = round(float(cfg.total_epochs) * per_epoch)
+        total = total_steps_of_epochs(progress, float(cfg.total_epochs), None if cfg.steps_per_epoch is None
+                                      else _integer(cfg.steps_per_epoch, "steps_per_epoch"))
     band = tuple(float(q) for q in cfg.band)
     if len(band) != 2:
         raise CostnetError(f"band must be two quantiles, e.g. band=[0.1,0.9]; got {list(band)}")
@@ -115,19 +119,13 @@ def _online(cfg: DictConfig) -> None:
     print("\n".join(lines))
 
 
-def _offline_step(cfg: DictConfig, job: Job) -> tuple[StepTime, float, str]:
-    """The step-time predictor, the gradient bytes and a line saying which model gives the step."""
-    if cfg.network is not None:
-        setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp), bool(cfg.compute_floor))
-        predictors = read_predictors([str(p) for p in cfg.models])
-        step, params = network_step_time(str(cfg.network), predictors, setting)
-        ops = sorted({p.op for p in predictors})
-        how = (f"{cfg.network} ({params / 1e6:.1f} M parameters), batch {job.batch_size} per GPU: layer-sum of "
-               f"{'cost models for ' + ', '.join(ops) if ops else 'no cost models'}; other layers analytical "
-               f"at ppp={float(cfg.ppp):g}")
-        return step, params * float(cfg.bytes_per_param), how
-    step = roofline_step_time(float(cfg.flops_per_sample), float(cfg.bytes_per_sample), float(cfg.ppp))
-    return step, float(cfg.params) * float(cfg.bytes_per_param), f"roofline of the job's totals at ppp={float(cfg.ppp):g}"
+def _step_source(cfg: DictConfig, step: JobStep, batch: int) -> str:
+    """Which model gives the step, in words."""
+    if step.ops is None:
+        return f"roofline of the job's totals at ppp={float(cfg.ppp):g}"
+    models = "cost models for " + ", ".join(step.ops) if step.ops else "no cost models"
+    return (f"{cfg.network} ({step.params / 1e6:.1f} M parameters), batch {batch} per GPU: layer-sum of {models}; "
+            f"other layers analytical at ppp={float(cfg.ppp):g}")
 
 
 def _offline(cfg: DictConfig) -> None:
@@ -135,18 +133,15 @@ def _offline(cfg: DictConfig) -> None:
         _required(cfg, "flops_per_sample", "bytes_per_sample", "params", "dataset_size", "epochs")
     else:
         _required(cfg, "dataset_size", "epochs")
-    offerings = load_offerings(cfg.catalog)
-    if cfg.gpus is not None:
-        wanted = [cfg.gpus] if isinstance(cfg.gpus, str) else list(OmegaConf.to_container(cfg.gpus))
-        unknown = sorted(set(wanted) - {o.gpu for o in offerings})
-        if unknown:
-            raise CostnetError(f"gpus {unknown} are not in the gauge catalog {[o.gpu for o in offerings]}")
-        offerings = [o for o in offerings if o.gpu in wanted]
+    gpus = None if cfg.gpus is None else [cfg.gpus] if isinstance(cfg.gpus, str) else list(cfg.gpus)
+    offerings = select_offerings(load_offerings(cfg.catalog), gpus)
     job = Job(_integer(cfg.batch_size, "batch_size"), _integer(cfg.dataset_size, "dataset_size"),
               float(cfg.epochs))
-    predictor, gradient_bytes, how = _offline_step(cfg, job)
-    print(f"step time: {how}")
-    table = predict_configurations(predictor, gradient_bytes, job, offerings, str(cfg.comm_scheme),
+    step = (_network_step(cfg) if cfg.network is not None else
+            totals_step(float(cfg.flops_per_sample), float(cfg.bytes_per_sample), float(cfg.params),
+                        float(cfg.bytes_per_param), float(cfg.ppp)))
+    print(f"step time: {_step_source(cfg, step, job.batch_size)}")
+    table = predict_configurations(step.time_ms, step.gradient_bytes, job, offerings, str(cfg.comm_scheme),
                                    float(cfg.ppp_comm))
     front = pareto_front(table)
     print(f"{len(table)} configurations, {len(front)} Pareto-optimal (runtime and cost both minimal):")

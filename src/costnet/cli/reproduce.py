@@ -13,11 +13,9 @@ reason; one that fails is reported and the others still run (exit status 1).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -26,6 +24,7 @@ from costnet.errors import CostnetError
 from costnet.reproduce.provenance import MissingInput, git_state
 from costnet.reproduce.registry import experiment_names, load_experiment, runner, settings
 from costnet.reproduce.report import write_report
+from costnet.tracking import quiet_lightning
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -56,8 +55,7 @@ def run_one(name: str, quick: bool, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_lightning()
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}
     start = time.perf_counter()

@@ -5,19 +5,16 @@ Several processes given the same ``storage`` and ``study_name`` work on one stud
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from costnet.cli.common import run_hydra
 from costnet.sweeps.worker import run_sweep
+from costnet.tracking import quiet_lightning
 
 
 def _task(cfg: DictConfig) -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_lightning()
     study = run_sweep(cfg)
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     print(f"study {study.study_name!r}: {len(study.trials)} trials, {len(done)} complete")

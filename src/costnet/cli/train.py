@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 from omegaconf import DictConfig
 
 from costnet.cli.common import run_hydra
 from costnet.protocols.train import run_training, summary_table
+from costnet.tracking import quiet_lightning
 
 
 def _task(cfg: DictConfig) -> None:
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    quiet_lightning()
     table = run_training(cfg)
     print(summary_table(table))
     print(f"wrote {cfg.out}/metrics.csv, metrics.json, manifest.json")

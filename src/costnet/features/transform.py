@@ -1,6 +1,7 @@
 """Feature sets and the fitted transform from rows to a model's input matrix.
 
-A feature set (``conf/features/*.yaml``) names numeric and categorical columns.
+A feature set (``conf/features/*.yaml``) names numeric and categorical columns, each kind as
+a list or as named blocks of columns concatenated in order (sets extend one another by blocks).
 ``FeatureTransform.fit`` learns, on training rows only, the mean and standard
 deviation of each numeric column (after ``log1p`` when ``log`` is set) and the
 categories of each categorical column; ``transform`` applies them, mapping unseen
@@ -9,7 +10,7 @@ categories to all-zero one-hot codes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 from costnet.data.schema import CONFIG
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features, roofline_features
+
 
 def enrich(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` plus its analytical (and, given hardware columns, roofline) features."""
@@ -42,11 +44,20 @@ class FeatureSet:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> FeatureSet:
-        numeric = tuple(cfg.get("numeric") or ())
-        if not numeric and not cfg.get("categorical"):
+        name = str(cfg.get("name", "custom"))
+        numeric, categorical = _columns(cfg.get("numeric"), name), _columns(cfg.get("categorical"), name)
+        if not numeric and not categorical:
             raise CostnetError(f"features {cfg.get('name')!r}: no columns")
-        return cls(str(cfg.get("name", "custom")), numeric, tuple(cfg.get("categorical") or ()),
-                   bool(cfg.get("log", True)))
+        return cls(name, numeric, categorical, bool(cfg.get("log", True)))
+
+
+def _columns(value: Sequence[str] | Mapping[str, Sequence[str]] | None, name: str) -> tuple[str, ...]:
+    """A feature set's columns of one kind: a list, or blocks of columns joined in order."""
+    blocks = value.values() if isinstance(value, Mapping) else [value or ()]
+    columns = tuple(str(c) for block in blocks for c in (block or ()))
+    if repeated := sorted({c for c in columns if columns.count(c) > 1}):
+        raise CostnetError(f"features {name!r}: columns {repeated} are named more than once")
+    return columns
 
 
 @dataclass

@@ -11,6 +11,7 @@ from costnet.gauge.offline import (
     plot_pareto,
     predict_configurations,
     roofline_step_time,
+    select_offerings,
     write_outputs,
 )
 from costnet.gauge.online import (
@@ -21,9 +22,11 @@ from costnet.gauge.online import (
     read_log,
     speed_ratio,
     steps_per_epoch,
+    total_steps_of_epochs,
 )
+from costnet.gauge.step import JobStep, network_step, totals_step
 
-__all__ = ["Estimate", "Job", "Offering", "Progress", "estimate_remaining", "load_offerings", "network_step_time",
-           "on_other_hardware",
-           "pareto_front", "pareto_mask", "plot_pareto", "predict_configurations", "read_log",
-           "roofline_step_time", "speed_ratio", "steps_per_epoch", "write_outputs"]
+__all__ = ["Estimate", "Job", "JobStep", "Offering", "Progress", "estimate_remaining", "load_offerings",
+           "network_step", "network_step_time", "on_other_hardware", "pareto_front", "pareto_mask", "plot_pareto",
+           "predict_configurations", "read_log", "roofline_step_time", "select_offerings", "speed_ratio",
+           "steps_per_epoch", "total_steps_of_epochs", "totals_step", "write_outputs"]

@@ -120,6 +120,16 @@ def load_offerings(path: str | Path | None = None) -> list[Offering]:
     return offerings
 
 
+
+def select_offerings(offerings: list[Offering], gpus: Iterable[str] | None) -> list[Offering]:
+    """The offerings of the GPU types ``gpus`` (all when None), in catalog order."""
+    if gpus is None:
+        return offerings
+    wanted = list(gpus)
+    if unknown := sorted(set(wanted) - {o.gpu for o in offerings}):
+        raise CostnetError(f"gpus {unknown} are not in the gauge catalog {[o.gpu for o in offerings]}")
+    return [o for o in offerings if o.gpu in wanted]
+
 def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: float,
                        hardware: dict[str, dict[str, Any]] | None = None) -> StepTime:
     """A training step's time on one GPU from the roofline of its totals.

@@ -173,6 +173,12 @@ def steps_per_epoch(progress: Progress) -> int:
     return round(float(progress.steps[completed].max()) / current)
 
 
+
+def total_steps_of_epochs(progress: Progress, epochs: float, per_epoch: int | None = None) -> int:
+    """A job's total steps from its epochs: ``epochs`` x ``per_epoch`` steps, or x the steps
+    per epoch of its log (:func:`steps_per_epoch`) when ``per_epoch`` is None."""
+    return round(float(epochs) * (steps_per_epoch(progress) if per_epoch is None else per_epoch))
+
 def estimate_remaining(progress: Progress, total_steps: int, window: int,
                        band: tuple[float, float] = (0.1, 0.9)) -> Estimate:
     """Remaining time to ``total_steps`` from the last ``window`` log intervals.

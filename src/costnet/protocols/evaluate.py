@@ -12,8 +12,7 @@ from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
 from costnet.nets.predictor import load_predictor
 from costnet.protocols.metrics import metrics_by
-from costnet.sources import load_source
-from costnet.sources.justus2018 import read_original
+from costnet.sources import load_source, source
 
 
 def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
@@ -34,9 +33,6 @@ def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
     if cfg.get("predictions"):
         path = Path(str(cfg.predictions))
         path.parent.mkdir(parents=True, exist_ok=True)
-        if cfg.dataset.name == "justus2018":
-            original = read_original(cfg.dataset.path, predictor.op, frame.index)
-        else:
-            original = frame.drop(columns=[c for c in frame if c.startswith("hw_")])
+        original = source(cfg.dataset).original(cfg.dataset, predictor.op, frame)
         original.assign(predicted_ms=pred).to_parquet(path)
     return table

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from costnet.config import repo_root
-from costnet.data.store import shards
 from costnet.errors import CostnetError
-from costnet.sources.justus2018 import FILES
+from costnet.sources import source
 
 CHUNK = 1 << 20  # bytes read at a time when hashing
 PACKAGES = ("costnet", "torch", "lightning", "scikit-learn", "numpy", "pandas")
@@ -64,21 +63,13 @@ def data_hashes(files: Iterable[Path]) -> dict[str, Any]:
 
 
 def dataset_files(dataset: Mapping[str, Any]) -> list[Path]:
-    """The files a costnet-train dataset config (conf/dataset/) reads: justus2018's two
-    parquet files, a local collection's shards. Raises ``MissingInput`` when absent."""
-    name = dataset.get("name")
-    if name == "justus2018":
-        files = [Path(str(dataset["path"])) / f for f in sorted(FILES.values())]
-        if missing := [str(f) for f in files if not f.is_file()]:
-            raise MissingInput(f"justus2018 data not found: {missing} (dataset.path={dataset['path']})")
-        return files
-    if name == "local":
-        roots = [dataset["path"]] if isinstance(dataset["path"], (str, Path)) else list(dataset["path"])
-        files = [f for root in map(Path, map(str, roots)) if root.is_dir() for f in shards(root)]
-        if not files:
-            raise MissingInput(f"no collected shards in {[str(r) for r in roots]}")
-        return files
-    raise CostnetError(f"unknown dataset {name!r}: choose from ['justus2018', 'local']")
+    """The files a costnet-train dataset config (conf/dataset/) reads (its source's
+    ``files``). Raises ``MissingInput`` when they are absent."""
+    kind = source(dataset)  # an unknown dataset is an error, not missing input
+    try:
+        return kind.files(dataset)
+    except CostnetError as exc:
+        raise MissingInput(str(exc)) from exc
 
 
 def versions() -> dict[str, str]:

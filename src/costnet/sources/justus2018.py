@@ -7,7 +7,9 @@ of its GPU from the catalog.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,7 +26,7 @@ def load_justus2018(path: str | Path, op: str, max_batchsize: int | None = None)
     """Rows of ``op`` (``conv2d`` or ``dense``) from the dataset at ``path``.
 
     The index is the row's position in the original file, so predictions can be
-    joined back to the original columns (see :func:`read_original`).
+    joined back to the original columns (see :func:`original`).
     """
     if op not in FILES:
         raise CostnetError(f"justus2018 has ops {sorted(FILES)}, not {op!r}")
@@ -54,6 +56,21 @@ def load_justus2018(path: str | Path, op: str, max_batchsize: int | None = None)
     return frame.drop(columns=["precision", "source_file"])
 
 
-def read_original(path: str | Path, op: str, index: pd.Index) -> pd.DataFrame:
-    """The original columns of the rows at ``index`` of ``op``'s file."""
-    return pd.read_parquet(Path(path).expanduser() / FILES[op]).loc[index]
+def load(cfg: Mapping[str, Any], op: str | None) -> pd.DataFrame:
+    """Rows of ``op`` from the dataset ``cfg`` describes (``path``, optional ``max_batchsize``)."""
+    if op is None:
+        raise CostnetError("justus2018 needs op=conv or op=dense")
+    return load_justus2018(cfg["path"], op, cfg.get("max_batchsize"))
+
+
+def files(cfg: Mapping[str, Any]) -> list[Path]:
+    """Both parquet files of the dataset at ``cfg["path"]``; an error when one is absent."""
+    found = [Path(str(cfg["path"])) / f for f in sorted(FILES.values())]
+    if missing := [str(f) for f in found if not f.is_file()]:
+        raise CostnetError(f"justus2018 data not found: {missing} (dataset.path={cfg['path']})")
+    return found
+
+
+def original(cfg: Mapping[str, Any], op: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The original columns of ``frame``'s rows (its index is their position in ``op``'s file)."""
+    return pd.read_parquet(Path(cfg["path"]).expanduser() / FILES[op]).loc[frame.index]
