@@ -5,13 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from lightning.pytorch import Callback
+from sklearn.model_selection import KFold
+from sklearn.tree import DecisionTreeRegressor
 
-from costnet.features.transform import FeatureSet, enrich
-from costnet.nets.estimators import LinearFlops, MLPEstimator, Paleo, SklearnEstimator
+from costnet.features.transform import FeatureSet, FeatureTransform, enrich
+from costnet.nets.estimators import LinearFlops, MLPEstimator, Monitor, Paleo, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.protocols.folds import make_folds
@@ -70,11 +75,70 @@ def test_mlp_learns_and_is_deterministic() -> None:
     assert metrics(test["time_median_ms"].to_numpy(), pa)["mre"] < 0.10
 
 
-def test_gbm_grid_is_chosen_on_validation(tmp_path: Path) -> None:
-    train, val = synthetic(1500, 1), synthetic(300, 2)
-    gbm = SklearnEstimator(FEATURES, "gbm", {"learning_rate": [0.1], "max_leaf_nodes": [7, 31]}).fit(train, val)
-    assert gbm.chosen["max_leaf_nodes"] in (7, 31)
-    assert metrics(val["time_median_ms"].to_numpy(), gbm.predict(val))["mre"] < 0.1
+def test_grid_point_is_chosen_on_validation() -> None:
+    """The chosen point is the one with the lowest validation MRE, here not the grid's first."""
+    train, val = synthetic(1000, 1), synthetic(300, 2)
+    leaves = [5, 1, 50]
+    tree = SklearnEstimator(FEATURES, "tree", {"min_samples_leaf": leaves}).fit(train, val)
+    scores = [metrics(val["time_median_ms"].to_numpy(),
+                      SklearnEstimator(FEATURES, "tree", {"min_samples_leaf": [leaf]}).fit(train, val).predict(val))["mre"]
+              for leaf in leaves]
+    assert tree.chosen == {"min_samples_leaf": leaves[int(np.argmin(scores))]} != {"min_samples_leaf": leaves[0]}
+    assert tree.selection_score == pytest.approx(min(scores))
+    assert metrics(val["time_median_ms"].to_numpy(), tree.predict(val))["mre"] == pytest.approx(min(scores))
+
+
+def test_grid_point_is_chosen_by_cross_validation() -> None:
+    """With cv_folds the point with the lowest mean MRE over KFold splits of training and
+    validation rows together wins, and is refitted on all of them."""
+    rows = synthetic(600, 1)
+    train, val = rows.iloc[:500], rows.iloc[500:]
+    leaves = [20, 1, 5]
+    tree = SklearnEstimator(FEATURES, "tree", {"min_samples_leaf": leaves}, seed=3, cv_folds=3).fit(train, val)
+    x, log_y = FeatureTransform(FEATURES).fit(rows).transform(rows), np.log(rows["time_median_ms"].to_numpy())
+    scores = [np.mean([np.mean(np.abs(np.expm1(DecisionTreeRegressor(min_samples_leaf=leaf, random_state=3)
+                                               .fit(x[a], log_y[a]).predict(x[b]) - log_y[b])))
+                       for a, b in KFold(3, shuffle=True, random_state=3).split(x)]) for leaf in leaves]
+    best = leaves[int(np.argmin(scores))]
+    assert tree.chosen == {"min_samples_leaf": best} != {"min_samples_leaf": leaves[0]}
+    assert tree.selection_score == pytest.approx(min(scores))
+    refit = DecisionTreeRegressor(min_samples_leaf=best, random_state=3).fit(x, log_y)
+    assert np.allclose(tree.predict(rows), np.exp(refit.predict(x)))
+
+
+class Epochs(Callback):
+    """Records the epochs a Lightning training validates."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_validation_end(self, trainer: Any, module: Any) -> None:
+        self.seen.append(trainer.current_epoch)
+
+
+def test_one_interface_for_every_estimator() -> None:
+    """Every estimator is watched, fitted on (train, val), adapted to a new device's rows into
+    a copy and asked for its validation loss alike; only the MLP trains with Lightning."""
+    train, val, new = synthetic(800, 1), synthetic(200, 2), synthetic(300, 3, ppp=0.2)
+    cfg = MLPConfig(depth=2, width=32, max_epochs=4, patience=4, batch_size=128)
+    makers = [lambda: MLPEstimator(FEATURES, cfg), lambda: SklearnEstimator(FEATURES, "tree", {"min_samples_leaf": [5]}),
+              LinearFlops, Paleo]
+    for make in makers:
+        est, epochs = make(), Epochs()
+        est.watch(Monitor(callbacks=[epochs]))
+        before = est.fit(train, val).predict(new)
+        adapted = est.adapt(new.iloc[:100], train, val, {"max_epochs": 3}, "body")
+        assert np.array_equal(est.predict(new), before) and not np.array_equal(adapted.predict(new), before)
+        mlp = isinstance(est, MLPEstimator)
+        assert epochs.seen == ([0, 1, 2, 3] if mlp else []) and (est.validation_loss is not None) == mlp
+        if mlp:  # fine-tuned with the body frozen: only the output layer moved
+            for a, b in zip(est.nets[0][:-1].parameters(), adapted.nets[0][:-1].parameters()):
+                assert torch.equal(a, b)
+            est.fit(train, val)
+            assert epochs.seen == [0, 1, 2, 3]  # the monitor watched one fit only
+        else:  # refitted with the rows added
+            fresh = make().fit(pd.concat([train, new.iloc[:100]]), val)
+            assert np.array_equal(adapted.predict(new), fresh.predict(new))
 
 
 def test_artifact_round_trip_without_lightning(tmp_path: Path) -> None:

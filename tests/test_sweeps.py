@@ -26,6 +26,7 @@ from costnet.config import compose
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet
 from costnet.nets.factory import make_estimator
+from costnet.protocols import runner as runner_module
 from costnet.sweeps import objective as objective_module
 from costnet.sweeps.objective import train_config, validation_score
 from costnet.sweeps.pruning import PruneCallback
@@ -142,7 +143,7 @@ def test_objective_prunes_through_lightning(data: Path) -> None:
 @pytest.mark.parametrize("model", ["mlp", "gbm"])
 def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.MonkeyPatch, model: str) -> None:
     folds, seen = [], []
-    real_folds, real_estimator = objective_module.make_folds, objective_module.make_estimator
+    real_folds, real_estimator = objective_module.make_folds, runner_module.make_estimator
 
     def recording_folds(*args, **kwargs):
         folds.extend(real_folds(*args, **kwargs))
@@ -151,18 +152,25 @@ def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.Monke
     def recording_estimator(*args, **kwargs):
         est = real_estimator(*args, **kwargs)
         fit, predict = est.fit, est.predict
-        est.fit = lambda train, val, **kw: (seen.extend([train, val]), fit(train, val, **kw))[1]
+        est.fit = lambda train, val: (seen.extend([train, val]), fit(train, val))[1]
         est.predict = lambda frame: (seen.append(frame), predict(frame))[1]
         return est
 
     monkeypatch.setattr(objective_module, "make_folds", recording_folds)
-    monkeypatch.setattr(objective_module, "make_estimator", recording_estimator)
+    monkeypatch.setattr(runner_module, "make_estimator", recording_estimator)
     tiny = TINY_MLP if model == "mlp" else ["model.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]"]
     score = validation_score(train_config([f"model={model}", *train_list(data, *tiny)]), "mre")
     assert np.isfinite(score) and len(folds) == 1 and seen
     fold = folds[0]
     assert len(fold.test) and fold.test.index.intersection(fold.train.index.append(fold.val.index)).empty
     assert all(frame.index.intersection(fold.test.index).empty for frame in seen)
+
+
+def test_val_loss_of_a_model_without_one_is_a_clear_error(data: Path) -> None:
+    cfg = train_config(["model=gbm", "model.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]",
+                        *train_list(data)])
+    with pytest.raises(CostnetError, match="model kind 'sklearn' has none: use mre or rmse_ms"):
+        validation_score(cfg, "val_loss")
 
 
 # Workers sharing a study, and resuming after a killed worker

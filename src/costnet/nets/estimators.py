@@ -1,4 +1,5 @@
-"""Cost models behind one interface: ``fit(train, val)``, ``predict(frame) -> ms``.
+"""Cost models behind one interface: ``fit(train, val)``, ``predict(frame) -> ms``, and
+``adapt(rows, train, val)`` for few-shot transfer to a new device.
 
 Every estimator takes enriched frames (``costnet.features.enrich``) and fits
 whatever it learns (scalers, encoders, weights) on the training rows only;
@@ -7,22 +8,21 @@ validation rows serve early stopping and model selection, never fitting.
 
 from __future__ import annotations
 
-import itertools
+import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy.optimize import nnls
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import LinearRegression
-from sklearn.tree import DecisionTreeRegressor
 
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform
 from costnet.nets.mlp import MLPConfig, build_mlp
+from costnet.nets.selection import REGRESSORS, choose
 
 
 def target(frame: pd.DataFrame) -> np.ndarray:
@@ -33,20 +33,48 @@ def target(frame: pd.DataFrame) -> np.ndarray:
     return y
 
 
-def mre(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean(np.abs(pred - y) / y))
+@dataclass(frozen=True)
+class Monitor:
+    """What watches a training run: Lightning loggers (False: none) and callbacks."""
+
+    loggers: list[Any] | bool = False
+    callbacks: Sequence[Any] = ()
 
 
 class Estimator:
-    """Base: subclasses implement fit, predict and their state."""
+    """Base: subclasses implement fit, predict and their state.
+
+    ``chosen`` holds the hyperparameters model selection picked and ``selection_score``
+    their validation (or cross-validated) MRE; None where nothing was selected.
+    """
 
     kind: ClassVar[str]
+    chosen: dict[str, Any] | None = None
+    selection_score: float | None = None
+
+    def watch(self, monitor: Monitor) -> None:
+        """Let ``monitor`` watch the next fit. Only the MLP trains with Lightning; the other
+        estimators have no training curve and ignore it."""
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> Estimator:
         raise NotImplementedError
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
+
+    def adapt(self, rows: pd.DataFrame, train: pd.DataFrame, val: pd.DataFrame,
+              finetune: Mapping[str, Any] | None = None, freeze: str = "none") -> Estimator:
+        """A copy adapted to ``rows`` of a new device (few-shot); this one is left as it is.
+
+        Here: refitted on ``train`` with ``rows`` added, selected on ``val``. The MLP
+        fine-tunes instead, with ``finetune`` overriding its config and ``freeze``.
+        """
+        return copy.deepcopy(self).fit(pd.concat([train, rows]), val)
+
+    @property
+    def validation_loss(self) -> float | None:
+        """The best validation loss of the last training run; None for estimators without one."""
+        return None
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "object": self}
@@ -67,6 +95,7 @@ class MLPEstimator(Estimator):
         self.nets: list[torch.nn.Sequential] = []
         self.y_mean, self.y_std = 0.0, 1.0
         self.history: dict[str, float] = {}
+        self.monitor = Monitor()
 
     def _base(self, frame: pd.DataFrame) -> np.ndarray:
         """Log of the time the MLP predicts relative to: 1 ms, or the roofline estimate.
@@ -85,11 +114,15 @@ class MLPEstimator(Estimator):
         logy = np.log(target(frame)) - self._base(frame)
         return self.transform.transform(frame), (logy - self.y_mean) / self.y_std
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame, loggers: list[Any] | bool = False,
-            callbacks: Sequence[Any] = ()) -> MLPEstimator:
-        """Fit every member; ``loggers`` and extra Lightning ``callbacks`` watch the first."""
+    def watch(self, monitor: Monitor) -> None:
+        """Let ``monitor`` (loggers, extra Lightning callbacks) watch the first member of the next fit."""
+        self.monitor = monitor
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> MLPEstimator:
+        """Fit every member; the monitor given to :meth:`watch` watches the first, then is let go."""
         from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
 
+        monitor, self.monitor = self.monitor, Monitor()
         self.transform.fit(train)
         logy = np.log(target(train)) - self._base(train)
         self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)
@@ -99,31 +132,40 @@ class MLPEstimator(Estimator):
             cfg = replace(self.cfg, seed=self.cfg.seed + member)
             torch.manual_seed(cfg.seed)  # initial weights are part of a seeded run
             net = build_mlp(self.transform.width, cfg)
-            first = member == 0
-            self.history = dict(train_mlp(net, cfg, *data, loggers=loggers if first else False,
-                                          y_scale=self.y_std, callbacks=callbacks if first else ()))
+            watched = monitor if member == 0 else Monitor()
+            self.history = dict(train_mlp(net, cfg, *data, loggers=watched.loggers, y_scale=self.y_std,
+                                          callbacks=watched.callbacks))
             self.nets.append(net)
         return self
 
-    def fine_tune(self, rows: pd.DataFrame, cfg: MLPConfig, freeze: str = "none") -> MLPEstimator:
-        """Continue training every member on ``rows`` (few-shot); scalers stay as fitted.
+    def adapt(self, rows: pd.DataFrame, train: pd.DataFrame, val: pd.DataFrame,
+              finetune: Mapping[str, Any] | None = None, freeze: str = "none") -> MLPEstimator:
+        """A copy whose members continue training on ``rows`` alone (few-shot fine-tuning);
+        scalers stay as fitted, ``train`` and ``val`` are not revisited.
 
-        ``freeze``: ``none``; ``body`` trains only the output layer; ``first``
-        freezes the first hidden layer.
+        ``finetune``: MLPConfig fields that change for fine-tuning (epochs, lr, ...);
+        ``freeze``: ``none``; ``body`` trains only the output layer; ``first`` freezes the
+        first hidden layer.
         """
         from costnet.nets.training import train_mlp
 
-        assert self.nets, "fit before fine_tune"
+        assert self.nets, "fit before adapt"
         if freeze not in ("none", "body", "first"):
             raise CostnetError(f"unknown freeze option {freeze!r}: choose from ['none', 'body', 'first']")
-        x, y = self._xy(rows)
-        for net in self.nets:
+        cfg = replace(self.cfg, **(finetune or {}))
+        tuned = copy.deepcopy(self)
+        x, y = tuned._xy(rows)
+        for net in tuned.nets:
             linears = [m for m in net if isinstance(m, torch.nn.Linear)]
             for layer in {"none": [], "body": linears[:-1], "first": linears[:1]}[freeze]:
                 layer.requires_grad_(False)
-            self.history = dict(train_mlp(net, cfg, x, y, x, y, y_scale=self.y_std))
+            tuned.history = dict(train_mlp(net, cfg, x, y, x, y, y_scale=tuned.y_std))
             net.requires_grad_(True)
-        return self
+        return tuned
+
+    @property
+    def validation_loss(self) -> float | None:
+        return self.history.get("best_val_loss")
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         assert self.nets, "fit before predict"
@@ -149,58 +191,28 @@ class MLPEstimator(Estimator):
         return est
 
 
-SKLEARN = {
-    "tree": (DecisionTreeRegressor, {"min_samples_leaf": [1, 5, 20]}),
-    "forest": (RandomForestRegressor, {"n_estimators": [100], "min_samples_leaf": [1, 5], "n_jobs": [-1]}),
-    "gbm": (HistGradientBoostingRegressor, {"learning_rate": [0.05, 0.1], "max_leaf_nodes": [31, 127],
-                                            "l2_regularization": [0.0, 1.0]}),
-    "linear": (LinearRegression, {}),
-}
-
-
-def make_regressor(model: str, params: Mapping[str, Any], seed: int) -> Any:
-    """An unfitted scikit-learn regressor of ``model`` (a key of SKLEARN), seeded."""
-    if model not in SKLEARN:
-        raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(SKLEARN)}")
-    cls = SKLEARN[model][0]
-    if "random_state" in cls().get_params():
-        params = {"random_state": seed, **params}
-    if cls is HistGradientBoostingRegressor:  # boost until the validation rows stop improving
-        params = {"max_iter": 3000, "early_stopping": True, "n_iter_no_change": 50, **params}
-    return cls(**params)
-
-
 class SklearnEstimator(Estimator):
-    """A scikit-learn regressor on log time; a grid of parameters chosen on validation MRE."""
+    """A scikit-learn regressor on log time; the point of its grid chosen by
+    costnet.nets.selection, on the validation rows or (``cv_folds`` k) by k-fold
+    cross-validation over the training and validation rows."""
 
     kind = "sklearn"
 
     def __init__(self, features: FeatureSet, model: str, grid: Mapping[str, Sequence[Any]] | None = None,
-                 seed: int = 0) -> None:
-        if model not in SKLEARN:
-            raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(SKLEARN)}")
-        self.features, self.model, self.seed = features, model, seed
-        self.grid = dict(SKLEARN[model][1] if grid is None else grid)
+                 seed: int = 0, cv_folds: int | None = None) -> None:
+        if model not in REGRESSORS:
+            raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(REGRESSORS)}")
+        self.features, self.model, self.seed, self.cv_folds = features, model, seed, cv_folds
+        self.grid = dict(grid or {})
         self.transform = FeatureTransform(features)
         self.regressor: Any = None
-        self.chosen: dict[str, Any] = {}
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> SklearnEstimator:
-        self.transform.fit(train)
-        x, y = self.transform.transform(train), np.log(target(train))
-        xv, yv = self.transform.transform(val), target(val)
-        keys = list(self.grid)
-        best = np.inf
-        for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
-            params = dict(zip(keys, values))
-            reg = make_regressor(self.model, params, self.seed)
-            if isinstance(reg, HistGradientBoostingRegressor) and len(val):
-                reg.fit(x, y, X_val=xv, y_val=np.log(yv))
-            else:
-                reg.fit(x, y)
-            score = mre(yv, np.exp(reg.predict(xv))) if len(val) else 0.0
-            if score < best:
-                best, self.regressor, self.chosen = score, reg, params
+        self.transform.fit(pd.concat([train, val]) if self.cv_folds else train)
+        x, xv = self.transform.transform(train), self.transform.transform(val)
+        choice = choose(self.model, self.grid, self.seed, x, np.log(target(train)), xv, np.log(target(val)),
+                        self.cv_folds)
+        self.regressor, self.chosen, self.selection_score = choice.regressor, choice.params, choice.score
         return self
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:

@@ -24,7 +24,8 @@ def make_estimator(cfg: Mapping[str, Any], features: FeatureSet, seed: int) -> E
         return MLPEstimator(features, MLPConfig(**fields))
     if kind == "sklearn":
         grid = {k: list(v) for k, v in (cfg.get("grid") or {}).items()}
-        return SklearnEstimator(features, str(cfg.get("model")), grid, seed)
+        folds = cfg.get("cv_folds")
+        return SklearnEstimator(features, str(cfg.get("model")), grid, seed, int(folds) if folds else None)
     if kind == "linear_flops":
         return LinearFlops()
     if kind == "paleo":

@@ -4,7 +4,6 @@ and plots."""
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Mapping
@@ -14,19 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from costnet.config import conf_dir
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
-from costnet.nets.estimators import Estimator, MLPEstimator
-from costnet.nets.factory import make_estimator
-from costnet.nets.mlp import MLPConfig
+from costnet.nets.estimators import Estimator, Monitor
 from costnet.nets.predictor import Predictor
 from costnet.protocols.folds import Fold, make_folds
 from costnet.protocols.metrics import metrics, metrics_by
 from costnet.protocols.plots import scatter
+from costnet.protocols.runner import Fitted, fit_folds
 from costnet.sources import load_source
 from costnet.tracking import finish, make_loggers
 
@@ -119,41 +116,23 @@ class Run:
         return table
 
 
-def fit_and_predict(est: Estimator, fold: Fold, loggers: list[Any]) -> tuple[float, np.ndarray]:
-    """Fit ``est`` on the fold and predict its test rows; returns (seconds to fit, predictions).
-
-    MLPs log their training curves to ``loggers``.
-    """
-    start = time.perf_counter()
-    if isinstance(est, MLPEstimator):
-        est.fit(fold.train, fold.val, loggers=loggers)
-    else:
-        est.fit(fold.train, fold.val)
-    return time.perf_counter() - start, est.predict(fold.test)
-
-
-def few_shot(run: Run, fold: Fold, name: str, model_cfg: Mapping[str, Any], base: Estimator,
-             features: FeatureSet, save: bool) -> None:
-    """Score ``base`` adapted with k rows of the held-out device, for each k.
+def few_shot(run: Run, fitted: Fitted, save: bool) -> None:
+    """Score the fitted model adapted with k rows of the held-out device, for each k
+    (:meth:`Estimator.adapt`: MLPs are fine-tuned, other estimators refitted with the rows added).
 
     All k share one test set: the held-out rows outside the largest k's pool.
-    MLPs are fine-tuned; other estimators are refitted with the k rows added.
     """
-    cfg = run.cfg
+    cfg, fold, name, base = run.cfg, fitted.fold, fitted.name, fitted.estimator
     ks = sorted(int(k) for k in cfg.protocol.ks)
     held = fold.test.sample(frac=1.0, random_state=int(cfg.seed))
     if len(held) <= ks[-1]:
         raise CostnetError(f"fewshot: the held-out device has {len(held)} rows, not more than k={ks[-1]}")
     pool, test = held.iloc[: ks[-1]], held.iloc[ks[-1]:]
     run.score(fold, name, test, base.predict(test), 0.0, k=0)
+    finetune = OmegaConf.to_container(cfg.protocol.finetune)
     for k in ks:
         start = time.perf_counter()
-        if isinstance(base, MLPEstimator):
-            tuned = dict(base.cfg.__dict__, **OmegaConf.to_container(cfg.protocol.finetune))
-            est = copy.deepcopy(base).fine_tune(pool.iloc[:k], MLPConfig(**tuned), str(cfg.protocol.freeze))
-        else:
-            est = make_estimator(model_cfg, features, int(cfg.seed))
-            est.fit(pd.concat([fold.train, pool.iloc[:k]]), fold.val)
+        est = base.adapt(pool.iloc[:k], fold.train, fold.val, finetune, str(cfg.protocol.freeze))
         run.score(fold, name, test, est.predict(test), time.perf_counter() - start, k=k)
         if save:
             run.save(fold, name, est, k=k)
@@ -165,28 +144,30 @@ def run_training(cfg: DictConfig) -> pd.DataFrame:
     ensure_writable(out)
     frame = load_rows(cfg)
     op = str(frame["op"].iloc[0])
-    features = FeatureSet.from_config(cfg.features)
-    folds = make_folds(frame, cfg.protocol, int(cfg.seed))
     primary = model_name(cfg.model)
     models = {primary: OmegaConf.to_container(cfg.model, resolve=True)}
     models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
     run = Run(cfg, op)
-    for fold in tqdm(folds, desc=f"{cfg.protocol.name} {op}", unit="fold"):
-        for name, model_cfg in models.items():
-            keep = name == primary or bool(cfg.save_baselines)
-            est = make_estimator(model_cfg, features, int(cfg.seed))
-            loggers = make_loggers(cfg.tracking, out, f"{fold.name}-{name}", group=f"{cfg.protocol.name}-{op}",
-                                   config=OmegaConf.to_container(cfg, resolve=True), job_type=name)
-            train_s, pred = fit_and_predict(est, fold, loggers)
-            plot = run.plot(fold, name, fold.test, pred)
-            if cfg.protocol.name == "fewshot":
-                few_shot(run, fold, name, model_cfg, est, features, keep)
-                per_device = metrics_by(fold.test, pred, ["device"])
-            else:
-                per_device = run.score(fold, name, fold.test, pred, train_s)
-            finish(loggers, metrics(fold.test["time_median_ms"].to_numpy(), pred), per_device, plot)
-            if keep:
-                run.save(fold, name, est)
+
+    def watch(_: int, fold: Fold, name: str) -> Monitor:  # MLPs log their training curves
+        return Monitor(make_loggers(cfg.tracking, out, f"{fold.name}-{name}", group=f"{cfg.protocol.name}-{op}",
+                                    config=OmegaConf.to_container(cfg, resolve=True), job_type=name))
+
+    folds = make_folds(frame, cfg.protocol, int(cfg.seed))
+    for fitted in fit_folds(folds, models, FeatureSet.from_config(cfg.features), int(cfg.seed), watch,
+                            progress=f"{cfg.protocol.name} {op}"):
+        fold, name, est = fitted.fold, fitted.name, fitted.estimator
+        keep = name == primary or bool(cfg.save_baselines)
+        pred = est.predict(fold.test)
+        plot = run.plot(fold, name, fold.test, pred)
+        if cfg.protocol.name == "fewshot":
+            few_shot(run, fitted, keep)
+            per_device = metrics_by(fold.test, pred, ["device"])
+        else:
+            per_device = run.score(fold, name, fold.test, pred, fitted.train_s)
+        finish(fitted.monitor.loggers, metrics(fold.test["time_median_ms"].to_numpy(), pred), per_device, plot)
+        if keep:
+            run.save(fold, name, est)
     return run.write()
 
 

@@ -7,7 +7,7 @@ RMSE and MRE per run, device (and k) for every model beside the paper's publishe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,40 +97,52 @@ def metric_bars(ax: Axes, table: pd.DataFrame, run: str, metric: str, ylabel: st
     plots.bars(ax, part[columns].dropna(axis=1, how="all"), ylabel, f"{run}: {metric} per GPU")
 
 
-def per_device(cfg: DictConfig) -> Result:
-    """One model per GPU and op (Fig. 3): predicted vs measured per GPU, RMSE per GPU."""
+# Draws one run's predicted-vs-measured figure: (trained, metric table, run, path) -> file name.
+Scatter = Callable[[Trained, pd.DataFrame, str, Path], str]
+
+
+def train_and_scatter(cfg: DictConfig, scatter_run: Scatter) -> tuple[Trained, pd.DataFrame, list[str]]:
+    """Every run trained and tabulated, and each run's predicted-vs-measured figure drawn by
+    ``scatter_run`` into ``<out>/<run>_predicted_vs_measured.png``."""
     trained = train(cfg)
     table = metric_table(trained, cfg.paper)
     out = Path(str(cfg.out))
-    figures = []
-    for run in trained.configs:
-        preds = trained.primary_predictions(run)
-        rows = table[table["run"] == run].set_index("device")
-        paper = rows.get("paper rmse_ms", pd.Series(np.nan, index=rows.index))
-        titles = {d: f"{run} {d}: RMSE {rows.loc[d, f'rmse_ms {trained.primary}']:.3g} ms"
-                  + (f" (paper {paper[d]:.3g})" if pd.notna(paper[d]) else "") for d in rows.index}
-        figures.append(plots.scatter_grid(preds, titles, out / f"{run}_predicted_vs_measured.png"))
+    return trained, table, [scatter_run(trained, table, run, out / f"{run}_predicted_vs_measured.png")
+                            for run in trained.configs]
+
+
+def per_gpu_scatter(trained: Trained, table: pd.DataFrame, run: str, path: Path) -> str:
+    """One panel per GPU, titled with the main model's RMSE (and the paper's)."""
+    rows = table[table["run"] == run].set_index("device")
+    paper = rows.get("paper rmse_ms", pd.Series(np.nan, index=rows.index))
+    titles = {d: f"{run} {d}: RMSE {rows.loc[d, f'rmse_ms {trained.primary}']:.3g} ms"
+              + (f" (paper {paper[d]:.3g})" if pd.notna(paper[d]) else "") for d in rows.index}
+    return plots.scatter_grid(trained.primary_predictions(run), titles, path)
+
+
+def pooled_scatter(trained: Trained, table: pd.DataFrame, run: str, path: Path) -> str:
+    """Every GPU in one panel, titled with the main model's pooled RMSE and MRE."""
+    preds = trained.primary_predictions(run)
+    pooled = table[(table["run"] == run) & (table["device"] == "all")].iloc[0]
+    title = (f"{run}, all GPUs, {trained.primary}: RMSE {pooled[f'rmse_ms {trained.primary}']:.3g} ms, "
+             f"MRE {100 * pooled[f'mre {trained.primary}']:.1f} %")
+    frame = pd.DataFrame({"time_median_ms": preds["measured_ms"].to_numpy(), "device": preds["device"].to_numpy()})
+    return scatter(frame, preds["predicted_ms"].to_numpy(), title, path).name
+
+
+def per_device(cfg: DictConfig) -> Result:
+    """One model per GPU and op (Fig. 3): predicted vs measured per GPU, RMSE per GPU."""
+    trained, table, figures = train_and_scatter(cfg, per_gpu_scatter)
     fig, axes = plots.panels(len(trained.configs))
     for ax, run in zip(axes, trained.configs):
         metric_bars(ax, table, run, "rmse_ms", "RMSE (ms)")
-    figures.append(plots.save(fig, out / "rmse_per_gpu.png"))
+    figures.append(plots.save(fig, Path(str(cfg.out)) / "rmse_per_gpu.png"))
     return result(cfg, trained, table, figures, [])
 
 
 def joint(cfg: DictConfig) -> Result:
     """One model over every GPU with hardware features (Fig. 6)."""
-    trained = train(cfg)
-    table = metric_table(trained, cfg.paper)
-    out = Path(str(cfg.out))
-    figures = []
-    for run in trained.configs:
-        preds = trained.primary_predictions(run)
-        pooled = table[(table["run"] == run) & (table["device"] == "all")].iloc[0]
-        title = (f"{run}, all GPUs, {trained.primary}: RMSE {pooled[f'rmse_ms {trained.primary}']:.3g} ms, "
-                 f"MRE {100 * pooled[f'mre {trained.primary}']:.1f} %")
-        frame = pd.DataFrame({"time_median_ms": preds["measured_ms"].to_numpy(), "device": preds["device"].to_numpy()})
-        figures.append(scatter(frame, preds["predicted_ms"].to_numpy(), title,
-                               out / f"{run}_predicted_vs_measured.png").name)
+    trained, table, figures = train_and_scatter(cfg, pooled_scatter)
     return result(cfg, trained, table, figures, ["Device `all`: every test row pooled."])
 
 

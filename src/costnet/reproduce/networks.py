@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.cli.run import run_job
 from costnet.config import compose
 from costnet.errors import CostnetError
 from costnet.networks import validate as networks_validate
 from costnet.networks.estimate import hardware_features, load_models
 from costnet.networks.zoo import NETWORKS
+from costnet.pipeline import run_job
 from costnet.reproduce.provenance import dataset_files
 from costnet.reproduce.result import Result
 from costnet.timing import TimingConfig

@@ -17,10 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 from costnet.config import compose
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet
-from costnet.nets.estimators import MLPEstimator
-from costnet.nets.factory import make_estimator
-from costnet.protocols.folds import make_folds
+from costnet.nets.estimators import Monitor
+from costnet.protocols.folds import Fold, make_folds
 from costnet.protocols.metrics import metrics
+from costnet.protocols.runner import Fitted, fit_folds
 from costnet.protocols.train import load_rows
 from costnet.sweeps.pruning import PruneCallback
 from costnet.sweeps.space import Space
@@ -45,6 +45,17 @@ def trial_overrides(cfg: DictConfig, space: Space, params: Mapping[str, Any]) ->
     return [*space.overrides, *(str(o) for o in cfg.train), *space.to_overrides(params)]
 
 
+def fold_score(fitted: Fitted, metric: str) -> float:
+    """``metric`` of a fitted model on its fold's validation rows (``val_loss``: its training's own)."""
+    est, val = fitted.estimator, fitted.fold.val
+    if metric != "val_loss":
+        return metrics(val["time_median_ms"].to_numpy(), est.predict(val))[metric]
+    if est.validation_loss is None:
+        raise CostnetError(f"metric val_loss is the MLP's validation loss; model kind {est.kind!r} has none: "
+                           "use mre or rmse_ms")
+    return float(est.validation_loss)
+
+
 def validation_score(cfg: DictConfig, metric: str, trial: optuna.Trial | None = None,
                      prune_on: str = "val_mae_log", log_dir: Path | None = None) -> float:
     """``metric`` on each fold's validation rows, the model fitted on the fold's training rows;
@@ -57,32 +68,27 @@ def validation_score(cfg: DictConfig, metric: str, trial: optuna.Trial | None = 
     """
     if metric not in METRICS:
         raise CostnetError(f"unknown metric {metric!r}: choose from {list(METRICS)}")
-    frame = load_rows(cfg)
-    features = FeatureSet.from_config(cfg.features)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    track = trial is not None and log_dir is not None and str(cfg.tracking.wandb) != "disabled"
+
+    def watch(i: int, fold: Fold, _: str) -> Monitor:
+        if trial is None:
+            return Monitor()
+        # Each fold reports after the previous one's epochs (only the MLP has epochs to report).
+        prune = PruneCallback(trial, prune_on, offset=i * int(model_cfg.get("max_epochs", 0)))
+        loggers = make_loggers(cfg.tracking, log_dir, f"trial{trial.number}-{fold.name}",
+                               group=f"sweep-{trial.study.study_name}",
+                               config=OmegaConf.to_container(cfg, resolve=True)) if track else False
+        return Monitor(loggers, [prune])
+
+    folds = make_folds(load_rows(cfg), cfg.protocol, int(cfg.seed))
+    if unscored := [f.name for f in folds if f.val.empty]:
+        raise CostnetError(f"fold {unscored[0]!r} has no validation rows to score trials on")
     scores = []
-    for i, fold in enumerate(make_folds(frame, cfg.protocol, int(cfg.seed))):
-        if fold.val.empty:
-            raise CostnetError(f"fold {fold.name!r} has no validation rows to score trials on")
-        est = make_estimator(model_cfg, features, int(cfg.seed))
-        if isinstance(est, MLPEstimator):
-            callbacks = [PruneCallback(trial, prune_on, offset=i * est.cfg.max_epochs)] if trial is not None else []
-            track = trial is not None and log_dir is not None and str(cfg.tracking.wandb) != "disabled"
-            loggers = make_loggers(cfg.tracking, log_dir, f"trial{trial.number}-{fold.name}",
-                                   group=f"sweep-{trial.study.study_name}",
-                                   config=OmegaConf.to_container(cfg, resolve=True)) if track else False
-            est.fit(fold.train, fold.val, loggers=loggers, callbacks=callbacks)
-            if loggers:
-                finish(loggers, {})
-        elif metric == "val_loss":
-            raise CostnetError(f"metric val_loss is the MLP's validation loss; model kind {model_cfg.get('kind')!r} "
-                               "has none: use mre or rmse_ms")
-        else:
-            est.fit(fold.train, fold.val)
-        if metric == "val_loss":
-            scores.append(float(est.history["best_val_loss"]))
-        else:
-            scores.append(metrics(fold.val["time_median_ms"].to_numpy(), est.predict(fold.val))[metric])
+    for fitted in fit_folds(folds, {"model": model_cfg}, FeatureSet.from_config(cfg.features), int(cfg.seed), watch):
+        if fitted.monitor.loggers:
+            finish(fitted.monitor.loggers, {})
+        scores.append(fold_score(fitted, metric))
     return float(np.mean(scores))
 
 
