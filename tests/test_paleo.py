@@ -333,7 +333,7 @@ def test_missing_key_and_unknown_net() -> None:
 
 
 # PALEO's device keys (paleo/device.py DEVICES) and M40 -> the registry entry, its peak GFLOP/s and GB/s.
-# K40 and K80 keep the registry's values (conf/hardware/K40.yaml, K80.yaml), not PALEO's 4290 and 5600/480.
+# K40 and K80 keep the registry's values (conf/devices/K40.yaml, K80.yaml), not PALEO's 4290 and 5600/480.
 PALEO_DEVICES = {"TITAN_X": ("TitanX", 6144, 336.5), "K20": ("K20", 3520, 208), "K20X": ("K20X", 3935, 250),
                  "K40": ("K40", 5040, 288), "K80": ("K80", 4368, 240), "M40": ("M40", 7000, 288),
                  "GEFORCE_780_TI": ("GTX780Ti", 5040, 336), "GEFORCE_750_M": ("GT750M", 722.7, 80),
@@ -415,7 +415,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_contract(tmp_path: Path) -> None:
     out = tmp_path / "alexnet.json"
     done = cli("net=alexnet", "device=K20", "link=pcie2", "batch_size=64", "ppp_comp=1.0", "ppp_comm=1.0",
-               "workers=1,2,4,8", "scaling=weak", f"out={out}")
+               "workers=[1,2,4,8]", "scaling=weak", f"out={out}")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert {"forward_ms", "backward_ms", "update_ms", "comm_ms"} <= set(result)
@@ -429,7 +429,7 @@ def test_cli_contract(tmp_path: Path) -> None:
 def test_cli_spec_path_strong_scaling(tmp_path: Path) -> None:
     spec, out = tmp_path / "tiny.json", tmp_path / "tiny_out.json"
     spec.write_text(json.dumps(SNIPPET))
-    done = cli(f"net={spec}", "device=titan_x", "link=infiniband", "workers=2,4", "scaling=strong", f"out={out}")
+    done = cli(f"net={spec}", "device=titan_x", "link=infiniband", "workers=[2,4]", "scaling=strong", f"out={out}")
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["workers"] == [2, 4] and result["batch_size"] == 4 and "parallel_bounds_ms" in result
@@ -439,7 +439,7 @@ def test_cli_spec_path_strong_scaling(tmp_path: Path) -> None:
 
 
 def test_cli_unknown_device_is_one_line_error() -> None:
-    done = cli("device=V900", "workers=1,2")
+    done = cli("device=V900", "workers=[1,2]")
     assert done.returncode == 2
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("costnet: error: unknown hardware 'V900': the catalog knows [") and "'TitanX'" in line

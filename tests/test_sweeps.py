@@ -35,11 +35,11 @@ from costnet.sweeps.storage import open_storage
 from costnet.sweeps.worker import ABANDONED, HEARTBEAT, counted, next_trial, run_sweep
 from tests.conftest import FAST, TINY_DENSE
 
-TINY_MLP = ["model.max_epochs=3", "model.width=16", "model.batch_size=64", "model.patience=3"]
-SPACE = {"overrides": ["model=mlp"],
-         "params": {"model.depth": {"type": "int", "low": 1, "high": 2},
-                    "model.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
-                    "model.loss": {"type": "categorical", "choices": ["mse", "l1"]}}}
+TINY_MLP = ["estimator.max_epochs=3", "estimator.width=16", "estimator.batch_size=64", "estimator.patience=3"]
+SPACE = {"overrides": ["estimator=mlp"],
+         "params": {"estimator.depth": {"type": "int", "low": 1, "high": 2},
+                    "estimator.lr": {"type": "float", "low": 1.0e-3, "high": 1.0e-2, "log": True},
+                    "estimator.loss": {"type": "categorical", "choices": ["mse", "l1"]}}}
 ENV = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
 
 
@@ -89,23 +89,23 @@ def test_shipped_spaces_parse_and_compose_for_mlp_and_gbm() -> None:
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         params = study.ask(space.distributions).params
         cfg = train_config([*space.overrides, *space.to_overrides(params)])
-        est = make_estimator(OmegaConf.to_container(cfg.model, resolve=True), FeatureSet.from_config(cfg.features), 0)
+        est = make_estimator(OmegaConf.to_container(cfg.estimator, resolve=True), FeatureSet.from_config(cfg.features), 0)
         assert type(est).__name__ == ("MLPEstimator" if name == "mlp" else "SklearnEstimator")
     gbm = load_space("gbm")
-    assert gbm.to_overrides({"model.grid.max_leaf_nodes": 31}) == ["model.grid.max_leaf_nodes=[31]"]
+    assert gbm.to_overrides({"estimator.grid.max_leaf_nodes": 31}) == ["estimator.grid.max_leaf_nodes=[31]"]
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"type": "normal", "low": 0, "high": 1}, "'model.lr': unknown type 'normal'"),
-    ({"type": "float", "low": 0.1}, "'model.lr': type float needs ['high']"),
-    ({"type": "float", "low": "1e-4", "high": 1.0}, "'model.lr': bounds must be numbers"),
-    ({"type": "float", "low": 1.0, "high": 0.1}, "'model.lr'"),
-    ({"type": "categorical", "choices": []}, "'model.lr': categorical needs a non-empty list"),
-    ({"type": "int", "low": 1, "high": 4, "sigma": 2}, "'model.lr': unknown field(s) ['sigma']"),
+    ({"type": "normal", "low": 0, "high": 1}, "'estimator.lr': unknown type 'normal'"),
+    ({"type": "float", "low": 0.1}, "'estimator.lr': type float needs ['high']"),
+    ({"type": "float", "low": "1e-4", "high": 1.0}, "'estimator.lr': bounds must be numbers"),
+    ({"type": "float", "low": 1.0, "high": 0.1}, "'estimator.lr'"),
+    ({"type": "categorical", "choices": []}, "'estimator.lr': categorical needs a non-empty list"),
+    ({"type": "int", "low": 1, "high": 4, "sigma": 2}, "'estimator.lr': unknown field(s) ['sigma']"),
 ])
 def test_bad_space_entries_name_the_key(entry: dict, message: str) -> None:
     with pytest.raises(CostnetError) as err:
-        parse_space({"params": {"model.lr": entry}})
+        parse_space({"params": {"estimator.lr": entry}})
     assert message in str(err.value)
 
 
@@ -134,7 +134,7 @@ def test_prune_callback_raises_when_the_pruner_says_so() -> None:
 
 
 def test_objective_prunes_through_lightning(data: Path) -> None:
-    cfg = train_config(["model=mlp", *train_list(data, *TINY_MLP)])
+    cfg = train_config(["estimator=mlp", *train_list(data, *TINY_MLP)])
     trial = optuna.create_study(pruner=AlwaysPrune()).ask()
     with pytest.raises(optuna.TrialPruned, match="step 0"):
         validation_score(cfg, "mre", trial)
@@ -158,8 +158,8 @@ def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(objective_module, "make_folds", recording_folds)
     monkeypatch.setattr(runner_module, "make_estimator", recording_estimator)
-    tiny = TINY_MLP if model == "mlp" else ["model.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]"]
-    score = validation_score(train_config([f"model={model}", *train_list(data, *tiny)]), "mre")
+    tiny = TINY_MLP if model == "mlp" else ["estimator.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]"]
+    score = validation_score(train_config([f"estimator={model}", *train_list(data, *tiny)]), "mre")
     assert np.isfinite(score) and len(folds) == 1 and seen
     fold = folds[0]
     assert len(fold.test) and fold.test.index.intersection(fold.train.index.append(fold.val.index)).empty
@@ -167,7 +167,7 @@ def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.Monke
 
 
 def test_val_loss_of_a_model_without_one_is_a_clear_error(data: Path) -> None:
-    cfg = train_config(["model=gbm", "model.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]",
+    cfg = train_config(["estimator=gbm", "estimator.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]",
                         *train_list(data)])
     with pytest.raises(CostnetError, match="model kind 'sklearn' has none: use mre or rmse_ms"):
         validation_score(cfg, "val_loss")
@@ -227,7 +227,7 @@ def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monke
 
 def test_resume_after_a_killed_worker(data: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    slow = worker(sweep_args(data, tmp_path, storage, 2, "model.max_epochs=100000", "model.patience=100000"))
+    slow = worker(sweep_args(data, tmp_path, storage, 2, "estimator.max_epochs=100000", "estimator.patience=100000"))
     deadline = time.monotonic() + 120
     while not ((tmp_path / "study.db").exists() and running(storage)):
         assert slow.poll() is None and time.monotonic() < deadline, slow.communicate()[0][-3000:]

@@ -17,9 +17,9 @@ from tests.conftest import FAST, TINY_DENSE, needs_justus, run_cli
 from tests.wandb_offline import read_run
 
 JUSTUS = repo_root().parent / "shared" / "datasets" / "justus2018"
-QUICK = ["model.max_epochs=3", "model.width=32", "model.depth=2", "tracking.wandb=disabled", "plots=true",
-         "baselines=[gbm,linear_flops,paleo]", "model.batch_size=128",
-         "model.patience=3"]
+QUICK = ["estimator.max_epochs=3", "estimator.width=32", "estimator.depth=2", "tracking.wandb=disabled", "plots=true",
+         "baselines=[gbm,linear_flops,paleo]", "estimator.batch_size=128",
+         "estimator.patience=3"]
 
 
 cli = run_cli
@@ -76,7 +76,7 @@ def test_train_on_a_local_collection(tmp_path: Path) -> None:
     (["protocol=crossval"], "Could not find 'protocol/crossval'"),
     (["dataset.path=/nonexistent"], "'/nonexistent/dense.parquet' not found"),
     pytest.param(["baselines=[xgb]"], "unknown baseline 'xgb'", marks=needs_justus),  # checked after the rows load
-    pytest.param(["model.loss=cubic"], "unknown loss 'cubic'", marks=needs_justus),
+    pytest.param(["estimator.loss=cubic"], "unknown loss 'cubic'", marks=needs_justus),
 ])
 def test_train_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = cli("train", "dataset=justus2018", "op=dense", f"out={tmp_path}", "max_rows=50", *QUICK, *args)

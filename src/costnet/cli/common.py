@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -18,19 +19,13 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
-def artifact_arguments(argv: list[str]) -> list[str]:
-    """``model=A,B`` names artifacts in costnet-predict and costnet-gauge; Hydra would read
-    ``model=`` as the model config group of costnet-train and ``A,B`` as a sweep, so it
-    becomes ``models=[A,B]``. Likewise ``hardware=V100`` (conf/hardware is a config
-    group) becomes ``device=V100``."""
-    out = []
-    for arg in argv:
-        if arg.startswith("model="):
-            arg = f"models=[{arg[len('model='):]}]"
-        elif arg.startswith("hardware="):
-            arg = "device=" + arg[len("hardware="):]
-        out.append(arg)
-    return out
+def path_list(value: Any) -> list[str]:
+    """``model=A`` (one path) or ``model=[A,B]`` (several) as a list of paths."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
 
 
 def run_hydra(config_name: str, task: Callable[[DictConfig], None]) -> None:

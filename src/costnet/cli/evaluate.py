@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from omegaconf import DictConfig
 
@@ -16,9 +15,6 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # `model=PATH` names the artifact (the documented contract); Hydra would take it for
-    # the `model` config group of costnet-train, so it is passed on as `artifact=PATH`.
-    sys.argv = [("artifact=" + a[len("model="):]) if a.startswith("model=") else a for a in sys.argv]
     run_hydra("evaluate", _task)
 
 

@@ -6,13 +6,12 @@ and cost of a job on every configuration of the gauge catalog, with the Pareto-o
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 from typing import Any
 
 from omegaconf import DictConfig
 
-from costnet.cli.common import artifact_arguments, run_hydra
+from costnet.cli.common import path_list, run_hydra
 from costnet.errors import CostnetError
 from costnet.gauge.offline import (
     Job,
@@ -67,10 +66,10 @@ def _remaining_lines(est: Estimate, band: tuple[float, ...]) -> list[str]:
 
 
 def _network_step(cfg: DictConfig) -> JobStep:
-    """The layer sum of ``cfg.network`` from the cost models ``cfg.models``."""
+    """The layer sum of ``cfg.network`` from the cost models ``cfg.model``."""
     setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp),
                       bool(cfg.compute_floor))
-    return network_step(str(cfg.network), [str(p) for p in cfg.models], setting, float(cfg.bytes_per_param))
+    return network_step(str(cfg.network), path_list(cfg.model), setting, float(cfg.bytes_per_param))
 
 
 def _speed_ratio(cfg: DictConfig) -> float | None:
@@ -82,8 +81,8 @@ def _speed_ratio(cfg: DictConfig) -> float | None:
     _required(cfg, "network")
     step = _network_step(cfg).time_ms
     batch = _integer(cfg.batch_size, "batch_size")
-    here, there = step(str(cfg.device), batch), step(str(cfg.target), batch)
-    print(f"predicted {cfg.network} step at batch {batch}: {here:.4g} ms on {cfg.device}, {there:.4g} ms on "
+    here, there = step(str(cfg.hardware), batch), step(str(cfg.target), batch)
+    print(f"predicted {cfg.network} step at batch {batch}: {here:.4g} ms on {cfg.hardware}, {there:.4g} ms on "
           f"{cfg.target}")
     return speed_ratio(here, there)
 
@@ -158,7 +157,6 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    sys.argv = artifact_arguments(sys.argv)
     run_hydra("gauge", _task)
 
 

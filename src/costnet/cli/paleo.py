@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,8 +12,6 @@ from omegaconf import DictConfig, ListConfig
 from costnet.cli.common import run_hydra
 from costnet.errors import CostnetError
 from costnet.paleo.estimate import estimate, summary_text
-
-_COMMA_LIST = re.compile(r"^workers=(\d+(?:,\d+)+)$")
 
 
 def _workers(value: object) -> list[int]:
@@ -43,9 +39,6 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # `workers=1,2,4,8` is the documented contract; Hydra would take the commas for a
-    # multirun sweep, so the comma list is passed on as the list `workers=[1,2,4,8]`.
-    sys.argv = [f"workers=[{m.group(1)}]" if (m := _COMMA_LIST.match(a)) else a for a in sys.argv]
     run_hydra("paleo", _task)
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from costnet.cli.common import artifact_arguments, run_hydra
+from costnet.cli.common import path_list, run_hydra
 from costnet.data.store import atomic_write_bytes
 from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
 from costnet.networks.extract import extract_layers
@@ -20,8 +19,8 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 def _task(cfg: DictConfig) -> None:
     module, _ = build_network(str(cfg.network))
     layers = extract_layers(module, example_input(str(cfg.network), int(cfg.batch_size)), str(cfg.method))
-    hardware = hardware_features(str(cfg.device))
-    models = load_models([str(p) for p in cfg.models], str(cfg.device))
+    hardware = hardware_features(str(cfg.hardware))
+    models = load_models(path_list(cfg.model), str(cfg.hardware))
     setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem),
                       bool(cfg.compute_floor))
     table = layer_times(layers, models, hardware, setting)
@@ -33,12 +32,12 @@ def _task(cfg: DictConfig) -> None:
     if len(uncovered):
         print(f"\n{len(uncovered)} layers no op covers, estimated analytically: "
               + ", ".join(sorted(set(uncovered["op"].astype(str)))))
-    print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.device}: "
+    print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.hardware}: "
           f"{total.batch_ms:.4g} ms per batch, {total.epoch_s:.4g} s per epoch of {total.batches_per_epoch} batches; "
           f"{100 * total.modeled_share:.1f} % of the time from trained models "
           f"({', '.join(sorted(models)) or 'none'})")
     if cfg.out:
-        result = {"network": str(cfg.network), "batch_size": int(cfg.batch_size), "hardware": str(cfg.device),
+        result = {"network": str(cfg.network), "batch_size": int(cfg.batch_size), "hardware": str(cfg.hardware),
                   "mode": str(cfg.mode), "batch_ms": total.batch_ms, "epoch_s": total.epoch_s,
                   "batches_per_epoch": total.batches_per_epoch, "modeled_share": total.modeled_share,
                   "layers": json.loads(table[COLUMNS + ["kind", "approx"]].to_json(orient="records"))}
@@ -46,7 +45,6 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    sys.argv = artifact_arguments(sys.argv)
     run_hydra("predict", _task)
 
 

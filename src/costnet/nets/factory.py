@@ -1,4 +1,4 @@
-"""Estimators from their configs (conf/model/*.yaml)."""
+"""Estimators from their configs (conf/estimator/*.yaml)."""
 
 from __future__ import annotations
 

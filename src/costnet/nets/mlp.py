@@ -15,7 +15,7 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tan
 
 @dataclass(frozen=True)
 class MLPConfig:
-    """Architecture and training of the MLP (see conf/model/mlp.yaml)."""
+    """Architecture and training of the MLP (see conf/estimator/mlp.yaml)."""
 
     depth: int = 4
     width: int = 256

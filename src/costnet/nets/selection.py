@@ -1,5 +1,5 @@
 """Hyperparameter selection, the one place a grid point is chosen: the scikit-learn
-regressors costnet knows, and the point of a grid (conf/model/*.yaml) with the lowest mean
+regressors costnet knows, and the point of a grid (conf/estimator/*.yaml) with the lowest mean
 relative error, on the validation rows or by k-fold cross-validation.
 
 Sweeps over any model (the MLP included) are Optuna's business (costnet.sweeps); this

@@ -16,8 +16,8 @@ from costnet.sources import load_source, source
 
 
 def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
-    """Per-device metrics of ``cfg.artifact`` on ``cfg.dataset``; writes the files asked for."""
-    predictor = load_predictor(str(cfg.artifact))
+    """Per-device metrics of ``cfg.model`` on ``cfg.dataset``; writes the files asked for."""
+    predictor = load_predictor(str(cfg.model))
     frame = load_source(cfg.dataset, predictor.op)
     if cfg.get("devices"):
         frame = frame[frame["device"].astype(str).isin([str(d) for d in cfg.devices])]

@@ -37,7 +37,7 @@ class Fitted:
 def fit_folds(folds: Sequence[Fold], models: Mapping[str, Mapping[str, Any]], features: FeatureSet, seed: int,
               watch: Watch | None = None, progress: str | None = None) -> Iterator[Fitted]:
     """For each fold (costnet.protocols.folds.make_folds) and each of ``models`` (name:
-    conf/model config), a fresh estimator fitted on the fold; yielded one at a time, so a
+    conf/estimator config), a fresh estimator fitted on the fold; yielded one at a time, so a
     caller can score, save or log each before the next is fitted.
 
     ``watch`` gives each fit its loggers and Lightning callbacks; ``progress`` names a

@@ -49,10 +49,10 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
 
 
 def baseline_configs(names: list[str]) -> dict[str, dict[str, Any]]:
-    """Baseline model configs by name, from conf/model/<name>.yaml."""
+    """Baseline model configs by name, from conf/estimator/<name>.yaml."""
     configs = {}
     for name in names:
-        path = conf_dir() / "model" / f"{name}.yaml"
+        path = conf_dir() / "estimator" / f"{name}.yaml"
         if not path.is_file():
             raise CostnetError(f"unknown baseline {name!r}: no {path}")
         configs[name] = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
@@ -144,8 +144,8 @@ def run_training(cfg: DictConfig) -> pd.DataFrame:
     ensure_writable(out)
     frame = load_rows(cfg)
     op = str(frame["op"].iloc[0])
-    primary = model_name(cfg.model)
-    models = {primary: OmegaConf.to_container(cfg.model, resolve=True)}
+    primary = model_name(cfg.estimator)
+    models = {primary: OmegaConf.to_container(cfg.estimator, resolve=True)}
     models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
     run = Run(cfg, op)
 

@@ -34,7 +34,7 @@ FIXED = ("depth", "width", "lr", "max_epochs")
 
 
 def model_configs(cfg: DictConfig, mlp: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The experiment's models as conf/model configs: ``kind: mlp`` stands for costnet-train's
+    """The experiment's models as conf/estimator configs: ``kind: mlp`` stands for costnet-train's
     MLP (``mlp``); the others choose their grid point by ``cv_folds``-fold cross-validation."""
     return {name: dict(mlp) if spec["kind"] == "mlp" else {**spec, "cv_folds": int(cfg.cv_folds)}
             for name, spec in OmegaConf.to_container(cfg.models, resolve=True).items()}

@@ -68,7 +68,7 @@ def validation_score(cfg: DictConfig, metric: str, trial: optuna.Trial | None = 
     """
     if metric not in METRICS:
         raise CostnetError(f"unknown metric {metric!r}: choose from {list(METRICS)}")
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    model_cfg = OmegaConf.to_container(cfg.estimator, resolve=True)
     track = trial is not None and log_dir is not None and str(cfg.tracking.wandb) != "disabled"
 
     def watch(i: int, fold: Fold, _: str) -> Monitor:

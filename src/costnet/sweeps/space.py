@@ -1,15 +1,15 @@
 """Search spaces: YAML files mapping costnet-train override keys to Optuna distributions.
 
 A space file (conf/sweep/space/*.yaml) holds ``overrides``, costnet-train overrides every
-trial shares (e.g. ``model=gbm``), and ``params``, one entry per searched override key::
+trial shares (e.g. ``estimator=gbm``), and ``params``, one entry per searched override key::
 
     params:
-      model.depth: {type: int, low: 2, high: 6}
-      model.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
-      model.loss: {type: categorical, choices: [mse, l1, huber]}
+      estimator.depth: {type: int, low: 2, high: 6}
+      estimator.lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+      estimator.loss: {type: categorical, choices: [mse, l1, huber]}
 
 ``step`` quantizes int and float ranges; ``as_list: true`` writes the value as a
-one-element list, for the grid entries of scikit-learn models (conf/model/gbm.yaml).
+one-element list, for the grid entries of scikit-learn models (conf/estimator/gbm.yaml).
 """
 
 from __future__ import annotations
