@@ -97,16 +97,16 @@ def test_lookup_unknown_names_the_name(device_name: str) -> None:
     ("name: BAD\nkind: cpu\ncores: 6\nboost_clock_mhz: 3700\nmemory_bandwidth_gbs: 68\n", "peak_fp32_gflops"),
 ])
 def test_malformed_catalog_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
-    (tmp_path / "devices").mkdir()
-    (tmp_path / "devices" / "BAD.yaml").write_text(text)
+    (tmp_path / "hardware_catalog").mkdir()
+    (tmp_path / "hardware_catalog" / "BAD.yaml").write_text(text)
     with pytest.raises(CostnetError, match=rf"BAD\.yaml.*'{field}'"):
         load_catalog(tmp_path)
 
 
 def test_a_name_in_two_catalog_files_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "devices").mkdir()
+    (tmp_path / "hardware_catalog").mkdir()
     for name in ("A", "B"):
-        (tmp_path / "devices" / f"{name}.yaml").write_text(
+        (tmp_path / "hardware_catalog" / f"{name}.yaml").write_text(
             f"name: {name}\naliases: [Same One]\ncuda_cores: 1\nboost_clock_mhz: 1\nmemory_gb: 1\n"
             "memory_bandwidth_gbs: 1\npeak_fp32_gflops: 1\n")
     with pytest.raises(CostnetError, match=r"B\.yaml.*'aliases' repeats a name of 'A'"):

@@ -333,7 +333,7 @@ def test_missing_key_and_unknown_net() -> None:
 
 
 # PALEO's device keys (paleo/device.py DEVICES) and M40 -> the registry entry, its peak GFLOP/s and GB/s.
-# K40 and K80 keep the registry's values (conf/devices/K40.yaml, K80.yaml), not PALEO's 4290 and 5600/480.
+# K40 and K80 keep the registry's values (conf/hardware_catalog/K40.yaml, K80.yaml), not PALEO's 4290 and 5600/480.
 PALEO_DEVICES = {"TITAN_X": ("TitanX", 6144, 336.5), "K20": ("K20", 3520, 208), "K20X": ("K20X", 3935, 250),
                  "K40": ("K40", 5040, 288), "K80": ("K80", 4368, 240), "M40": ("M40", 7000, 288),
                  "GEFORCE_780_TI": ("GTX780Ti", 5040, 336), "GEFORCE_750_M": ("GT750M", 722.7, 80),

@@ -158,7 +158,7 @@ def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(objective_module, "make_folds", recording_folds)
     monkeypatch.setattr(runner_module, "make_estimator", recording_estimator)
-    tiny = TINY_MLP if model == "mlp" else ["estimator.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]"]
+    tiny = TINY_MLP if model == "mlp" else ["estimator.grid.max_leaf_nodes=[15]", "estimator.grid.l2_regularization=[0]"]
     score = validation_score(train_config([f"estimator={model}", *train_list(data, *tiny)]), "mre")
     assert np.isfinite(score) and len(folds) == 1 and seen
     fold = folds[0]
@@ -167,7 +167,7 @@ def test_objective_never_touches_test_rows(data: Path, monkeypatch: pytest.Monke
 
 
 def test_val_loss_of_a_model_without_one_is_a_clear_error(data: Path) -> None:
-    cfg = train_config(["estimator=gbm", "estimator.grid.max_leaf_nodes=[15]", "model.grid.l2_regularization=[0]",
+    cfg = train_config(["estimator=gbm", "estimator.grid.max_leaf_nodes=[15]", "estimator.grid.l2_regularization=[0]",
                         *train_list(data)])
     with pytest.raises(CostnetError, match="model kind 'sklearn' has none: use mre or rmse_ms"):
         validation_score(cfg, "val_loss")

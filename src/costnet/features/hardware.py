@@ -19,7 +19,7 @@ HARDWARE_FEATURES = ("hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock
 
 
 def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Feature values of a catalog device (``conf/devices/*.yaml``): a GPU, or a CPU (``kind: cpu``)."""
+    """Feature values of a catalog device (``conf/hardware_catalog/*.yaml``): a GPU, or a CPU (``kind: cpu``)."""
     cpu = entry.get("kind") == "cpu"
     return {
         "hw_peak_gflops": float(entry["peak_fp32_gflops"]),

@@ -82,7 +82,7 @@ def default_catalog_path() -> Path:
 def load_offerings(path: str | Path | None = None) -> list[Offering]:
     """The offerings of a catalog file (default conf/gauge/catalog.yaml), validated.
 
-    GPU names must be those of the hardware catalog (conf/devices/*.yaml).
+    GPU names must be those of the hardware catalog (conf/hardware_catalog/*.yaml).
     """
     path = Path(path) if path else default_catalog_path()
     try:
@@ -138,7 +138,7 @@ def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: fl
     the step is bound by compute or by memory traffic (Williams, Waterman & Patterson,
     "Roofline", CACM 2009), with the platform percent of peak ``ppp`` of PALEO (Qi et al.,
     ICLR 2017, Sec. 3.1), computed by costnet.roofline. Peaks come from the hardware catalog
-    (conf/devices/*.yaml).
+    (conf/hardware_catalog/*.yaml).
     """
     for name, value in (("flops_per_sample", flops_per_sample), ("bytes_per_sample", bytes_per_sample),
                         ("ppp", ppp)):

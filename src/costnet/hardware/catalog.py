@@ -1,4 +1,4 @@
-"""The device registry: spec-sheet attributes of named devices, one ``conf/devices/<NAME>.yaml`` each.
+"""The device registry: spec-sheet attributes of named devices, one ``conf/hardware_catalog/<NAME>.yaml`` each.
 
 The only source of device specs in costnet: the features of catalog GPUs, the AI Gauge's
 cloud GPUs and PALEO's device presets all read it. An entry is a GPU unless it says
@@ -64,7 +64,7 @@ def _names(entry: dict[str, Any]) -> set[str]:
 
 
 def _root(conf_dir: Path | None) -> Path:
-    return Path(conf_dir or config.conf_dir()) / "devices"
+    return Path(conf_dir or config.conf_dir()) / "hardware_catalog"
 
 
 def load_catalog(conf_dir: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""PALEO's hardware: devices from costnet's device registry (conf/devices/, costnet.hardware.catalog),
+"""PALEO's hardware: devices from costnet's device registry (conf/hardware_catalog/, costnet.hardware.catalog),
 links (conf/paleo/links.yaml) and cost constants (conf/paleo/costs.yaml)."""
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def run(cfg: DictConfig) -> Result:
     inputs = dataset_files(train_cfg.dataset)
     frame = load_rows(train_cfg)
     features = FeatureSet.from_config(train_cfg.features)
-    models = model_configs(cfg, OmegaConf.to_container(train_cfg.model, resolve=True))
+    models = model_configs(cfg, OmegaConf.to_container(train_cfg.estimator, resolve=True))
     rows = []
     for fitted in fit_folds(make_folds(frame, train_cfg.protocol, seed), models, features, seed):
         fold, est = fitted.fold, fitted.estimator

@@ -61,7 +61,7 @@ def train(cfg: DictConfig) -> Trained:
     for run, train_cfg in configs.items():
         metrics.append(run_training(train_cfg).assign(run=run))
         predictions.append(pd.read_parquet(Path(str(train_cfg.out)) / "predictions.parquet").assign(run=run))
-    primary = model_name(next(iter(configs.values())).model)
+    primary = model_name(next(iter(configs.values())).estimator)
     return Trained(pd.concat(metrics, ignore_index=True), pd.concat(predictions, ignore_index=True), configs,
                    inputs, primary)
 
