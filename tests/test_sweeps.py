@@ -221,7 +221,7 @@ def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monke
     finally:
         GlobalHydra.instance().clear()
     trained = yaml.safe_load((run / "config.yaml").read_text())
-    assert {k: trained["model"][k.split(".")[1]] for k in best.params} == best.params
+    assert {k: trained["estimator"][k.split(".")[1]] for k in best.params} == best.params
     assert (run / "metrics.csv").is_file()
 
 
