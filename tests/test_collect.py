@@ -67,6 +67,7 @@ def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env=env)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     args = [*TINY_DENSE, *FAST, f"out={out}", "n=400", "flush_every=3", "timing.budget_s=0.02",

@@ -311,6 +311,7 @@ def test_cli_online(tmp_path: Path) -> None:
     assert sum(line.startswith("ETA") for line in lines) == 2
 
 
+@pytest.mark.slow
 def test_cli_online_on_a_target_device_and_offline_for_a_network(tmp_path: Path) -> None:
     steps = list(range(0, 1001, 10))
     log = write_plain(tmp_path / "log.csv", steps, [0.25 * s for s in steps])

@@ -185,6 +185,7 @@ def test_layer_times_use_models_and_fall_back_to_analytical() -> None:
         Setting("backward")
 
 
+@pytest.mark.slow
 def test_costnet_predict_prints_and_writes_totals(tmp_path) -> None:
     out = tmp_path / "vgg.json"
     done = run_cli("predict", "network=alexnet", "batch_size=2", "hardware=V100", "mode=forward", f"out={out}")

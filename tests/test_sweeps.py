@@ -225,6 +225,7 @@ def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monke
     assert (run / "metrics.csv").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_worker(data: Path, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     slow = worker(sweep_args(data, tmp_path, storage, 2, "estimator.max_epochs=100000", "estimator.patience=100000"))

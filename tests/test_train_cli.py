@@ -26,7 +26,8 @@ cli = run_cli
 
 
 @pytest.mark.skipif(not JUSTUS.is_dir(), reason="needs ../shared/datasets/justus2018")
-@pytest.mark.parametrize("protocol", ["per_device", "joint", "lodo", "fewshot"])
+@pytest.mark.parametrize("protocol", ["per_device", *(pytest.param(p, marks=pytest.mark.slow)
+                                                     for p in ("joint", "lodo", "fewshot"))])
 def test_train_then_evaluate_on_justus(tmp_path: Path, protocol: str) -> None:
     run = tmp_path / "run"
     extra = ["protocol.ks=[5,20]"] if protocol == "fewshot" else []
@@ -59,6 +60,7 @@ def test_train_then_evaluate_on_justus(tmp_path: Path, protocol: str) -> None:
     assert len(rows) == result["V100"]["n"] + result["K80"]["n"] and (rows["predicted_ms"] > 0).all()
 
 
+@pytest.mark.slow
 def test_train_on_a_local_collection(tmp_path: Path) -> None:
     data = tmp_path / "data"
     collect(compose("collect", [*TINY_DENSE, *FAST, f"out={data}", "n=60", "measure_peaks=true"]))
@@ -88,6 +90,7 @@ def test_evaluate_missing_artifact(tmp_path: Path) -> None:
     assert done.returncode == 2 and "not found" in done.stderr
 
 
+@pytest.mark.slow
 def test_offline_wandb_runs_hold_what_the_dashboard_needs(tmp_path: Path) -> None:
     """One offline W&B run per model and fold: grouped, typed, with config, test metrics,
     the per-device table and the predicted-vs-measured plot (WANDB_MODE=offline: no network)."""

@@ -15,12 +15,13 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from lightning.pytorch.loggers import CSVLogger, Logger
-
 from costnet.errors import CostnetError
+
+if TYPE_CHECKING:  # Lightning is imported when loggers are made: commands that train nothing start faster
+    from lightning.pytorch.loggers import Logger
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -42,6 +43,8 @@ def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
     mode = str(tracking.get("wandb", "offline"))
     if mode not in WANDB_MODES:
         raise CostnetError(f"tracking.wandb must be one of {list(WANDB_MODES)}, got {mode!r}")
+    from lightning.pytorch.loggers import CSVLogger
+
     loggers: list[Logger] = [CSVLogger(out / "logs", name=name, version="")]
     if mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
         from lightning.pytorch.loggers import WandbLogger
