@@ -175,6 +175,7 @@ def test_quick_justus_joint_on_a_tiny_subset(tmp_path: Path) -> None:
 
 
 @needs_justus
+@pytest.mark.slow
 def test_justus_report_gathers_the_quick_runs(tmp_path: Path) -> None:
     from experiments import justus_report
 
@@ -190,7 +191,7 @@ def test_justus_report_gathers_the_quick_runs(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, subset", [
     ("paleo_scaling", []),
-    pytest.param("aigauge_regressors", ["max_rows=60"], marks=needs_justus),
+    pytest.param("aigauge_regressors", ["max_rows=60"], marks=[needs_justus, pytest.mark.slow]),
 ])
 def test_same_seed_same_table(tmp_path: Path, name: str, subset: list[str]) -> None:
     for run in ("first", "second"):

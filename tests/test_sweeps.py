@@ -196,6 +196,7 @@ def test_next_trial_abandons_stale_and_surplus_trials(monkeypatch: pytest.Monkey
     assert next_trial(study, storage, space, 1, 0.01, 0.2) is None and counted(study.get_trials()) == 1
 
 
+@pytest.mark.slow
 def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     storage = str(tmp_path / "study.log")  # a journal file
     args = sweep_args(data, tmp_path, storage, 3)

@@ -77,8 +77,8 @@ def test_train_on_a_local_collection(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["protocol=crossval"], "Could not find 'protocol/crossval'"),
     (["dataset.path=/nonexistent"], "'/nonexistent/dense.parquet' not found"),
-    pytest.param(["baselines=[xgb]"], "unknown baseline 'xgb'", marks=needs_justus),  # checked after the rows load
-    pytest.param(["estimator.loss=cubic"], "unknown loss 'cubic'", marks=needs_justus),
+    pytest.param(["baselines=[xgb]"], "unknown baseline 'xgb'", marks=[needs_justus, pytest.mark.slow]),  # checked after the rows load
+    pytest.param(["estimator.loss=cubic"], "unknown loss 'cubic'", marks=[needs_justus, pytest.mark.slow]),
 ])
 def test_train_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = cli("train", "dataset=justus2018", "op=dense", f"out={tmp_path}", "max_rows=50", *QUICK, *args)
