@@ -15,6 +15,7 @@ from lightning.pytorch import Callback
 from sklearn.model_selection import KFold
 from sklearn.tree import DecisionTreeRegressor
 
+from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
 from costnet.nets.estimators import LinearFlops, MLPEstimator, Monitor, Paleo, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
@@ -197,3 +198,11 @@ def test_roofline_relative_target_carries_to_an_unseen_device() -> None:
         est = MLPEstimator(features, cfg).fit(fast, fast.iloc[:200])
         errors[relative_to] = metrics(slow["time_median_ms"].to_numpy(), est.predict(slow))["mre"]
     assert errors["roofline"] < 0.15 < errors["none"]
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan, 0.0, -1.0])
+def test_training_refuses_times_that_are_not_positive_and_finite(bad: float) -> None:
+    train = enrich(synthetic(200))
+    train.loc[train.index[7], "time_median_ms"] = bad
+    with pytest.raises(CostnetError, match=r"time_median_ms must be positive and finite.*: 1 of \d+ rows"):
+        LinearFlops().fit(train, train)

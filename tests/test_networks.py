@@ -222,3 +222,10 @@ def test_repredict_keeps_measured_times_and_changes_predictions() -> None:
     assert row["layer_sum_ms"] == pytest.approx(covered + uncovered)  # measured times kept
     assert (layers_again.loc[layers_again["op"] == "conv2d", "time_ms"] == 3.0).all()
     assert row["predicted_ms"] > 3.0 * convs and row["pred_error"] == pytest.approx(row["predicted_ms"] / 10 - 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])
+def test_a_model_predicting_no_time_is_an_error_not_a_smaller_sum(bad: float) -> None:
+    frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))
+    with pytest.raises(CostnetError, match=r"the conv2d model predicts .* ms for \d+ layer\(s\), e.g. '"):
+        layer_times(frame, {"conv2d": ConstantConv(bad)}, HARDWARE, Setting("forward"))

@@ -26,10 +26,13 @@ from costnet.nets.selection import REGRESSORS, choose
 
 
 def target(frame: pd.DataFrame) -> np.ndarray:
-    """Measured median time per call, ms; must be positive."""
+    """Measured median time per call, ms; must be positive and finite (an inf or NaN
+    time would train a model that predicts NaN for every row)."""
     y = frame["time_median_ms"].to_numpy(float)
-    if not np.all(y > 0):
-        raise CostnetError("time_median_ms must be positive for every training row")
+    bad = ~(np.isfinite(y) & (y > 0))
+    if bad.any():
+        raise CostnetError(f"time_median_ms must be positive and finite for every row: {int(bad.sum())} of "
+                           f"{len(y)} rows are not (e.g. {float(y[bad][0])!r})")
     return y
 
 

@@ -141,6 +141,11 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         table.loc[index, "flops"] = flops
         if op in models:
             predicted = models[op].predict(rows)
+            bad = ~(np.isfinite(predicted) & (predicted > 0))
+            if bad.any():  # pandas' sum would skip a NaN layer: the network would come out too fast
+                names = table.loc[index, "name"].astype(str).to_numpy()[bad]
+                raise CostnetError(f"the {op} model predicts {predicted[bad][0]!r} ms for {int(bad.sum())} "
+                                   f"layer(s), e.g. {names[0]!r}: not a time")
             floor = compute_ms(flops, peak) if setting.compute_floor else np.zeros(len(rows))
             source = f"model:{models[op].meta.get('model', 'model')}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
