@@ -288,6 +288,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     return run_cli("gauge", *args)
 
 
+@pytest.mark.slow
 def test_cli_offline_writes_its_files(tmp_path: Path) -> None:
     out = tmp_path / "gauge"
     done = cli("mode=offline", "flops_per_sample=2.3e10", "bytes_per_sample=1.5e9", "params=25.6e6",
@@ -300,6 +301,7 @@ def test_cli_offline_writes_its_files(tmp_path: Path) -> None:
     assert (out / "pareto.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cli_online(tmp_path: Path) -> None:
     steps = list(range(0, 1001, 10))
     log = write_plain(tmp_path / "log.csv", steps, [0.25 * s for s in steps])

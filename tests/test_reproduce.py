@@ -138,6 +138,7 @@ def test_quick_paleo_writes_its_result_and_the_report(tmp_path: Path) -> None:
     assert "](paleo_scaling/scaling.png)" in report and "## PALEO" in report and "`justus_joint`: not run" in report
 
 
+@pytest.mark.slow
 def test_unknown_experiment_is_a_clear_error() -> None:
     done = reproduce("--only", "paleo_scaling", "bogus_experiment")
     assert done.returncode == 2 and "bogus_experiment" in done.stderr and "invalid choice" in done.stderr
