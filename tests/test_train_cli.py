@@ -86,7 +86,7 @@ def test_train_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], m
 
 
 def test_evaluate_missing_artifact(tmp_path: Path) -> None:
-    done = cli("evaluate", f"model={tmp_path / 'none.pt'}")
+    done = cli("evaluate", f"model={tmp_path / 'none.safetensors'}")
     assert done.returncode == 2 and "not found" in done.stderr
 
 

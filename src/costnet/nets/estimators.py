@@ -21,6 +21,7 @@ from sklearn.linear_model import LinearRegression
 
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform
+from costnet.nets.arrays import LinearArrays, TreeArrays, from_arrays, to_arrays
 from costnet.nets.mlp import MLPConfig, build_mlp
 from costnet.nets.selection import REGRESSORS, choose
 
@@ -79,8 +80,14 @@ class Estimator:
         """The best validation loss of the last training run; None for estimators without one."""
         return None
 
-    def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "object": self}
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What a fitted estimator is, as JSON-able data and named arrays (an artifact's content)."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Estimator:
+        """The estimator :meth:`state` described."""
+        raise NotImplementedError
 
 
 class MLPEstimator(Estimator):
@@ -177,19 +184,24 @@ class MLPEstimator(Estimator):
             z = torch.stack([net.eval()(x).squeeze(-1) for net in self.nets]).mean(0).numpy()
         return np.exp(z.astype(float) * self.y_std + self.y_mean + self._base(frame))
 
-    def state(self) -> dict[str, Any]:
-        assert self.nets
-        return {"kind": self.kind, "features": self.transform.state(), "config": asdict(self.cfg),
-                "weights": [net.state_dict() for net in self.nets], "y_mean": self.y_mean, "y_std": self.y_std}
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.nets, "fit before saving"
+        doc = {"kind": self.kind, "features": self.transform.state(), "config": asdict(self.cfg),
+               "members": len(self.nets), "y_mean": self.y_mean, "y_std": self.y_std}
+        arrays = {f"net{i}.{name}": tensor.detach().cpu().numpy()
+                  for i, net in enumerate(self.nets) for name, tensor in net.state_dict().items()}
+        return doc, arrays
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> MLPEstimator:
-        transform = FeatureTransform.from_state(state["features"])
-        est = cls(transform.features, MLPConfig(**state["config"]))
-        est.transform, est.y_mean, est.y_std = transform, state["y_mean"], state["y_std"]
-        for weights in state["weights"]:
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> MLPEstimator:
+        transform = FeatureTransform.from_state(doc["features"])
+        est = cls(transform.features, MLPConfig(**doc["config"]))
+        est.transform, est.y_mean, est.y_std = transform, float(doc["y_mean"]), float(doc["y_std"])
+        for i in range(int(doc["members"])):
             net = build_mlp(transform.width, est.cfg)
-            net.load_state_dict(weights)
+            prefix = f"net{i}."
+            net.load_state_dict({k[len(prefix):]: torch.from_numpy(v.copy()) for k, v in arrays.items()
+                                 if k.startswith(prefix)})
             est.nets.append(net)
         return est
 
@@ -221,6 +233,24 @@ class SklearnEstimator(Estimator):
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return np.exp(self.regressor.predict(self.transform.transform(frame)))
 
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        regressor = self.regressor if isinstance(self.regressor, LinearArrays | TreeArrays) else to_arrays(self.regressor)
+        form, arrays = regressor.arrays()
+        doc = {"kind": self.kind, "features": self.transform.state(), "model": self.model, "seed": self.seed,
+               "cv_folds": self.cv_folds, "grid": self.grid, "chosen": self.chosen,
+               "selection_score": self.selection_score, "regressor": form}
+        return doc, {f"regressor.{k}": v for k, v in arrays.items()}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SklearnEstimator:
+        transform = FeatureTransform.from_state(doc["features"])
+        est = cls(transform.features, str(doc["model"]), doc["grid"], int(doc["seed"]), doc["cv_folds"])
+        est.transform, est.chosen, est.selection_score = transform, doc["chosen"], doc["selection_score"]
+        prefix = "regressor."
+        est.regressor = from_arrays(doc["regressor"], {k[len(prefix):]: v for k, v in arrays.items()
+                                                       if k.startswith(prefix)})
+        return est
+
 
 class LinearFlops(Estimator):
     """The paper's baseline: time = a * FLOPs + b, one line per device (all devices pooled as fallback)."""
@@ -243,6 +273,15 @@ class LinearFlops(Estimator):
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         a, b = zip(*(self.lines.get(str(d), self.lines["*"]) for d in frame["device"]))
         return np.maximum(np.asarray(a) * frame["flops"].to_numpy(float) + np.asarray(b), 1e-6)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": self.kind, "lines": self.lines}, {}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> LinearFlops:
+        est = cls()
+        est.lines = {str(d): (float(a), float(b)) for d, (a, b) in doc["lines"].items()}
+        return est
 
 
 class Paleo(Estimator):
@@ -282,3 +321,12 @@ class Paleo(Estimator):
         c, m = zip(*(self.coef.get(str(d), self.coef["*"]) for d in frame["device"]))
         t = np.asarray(c) * frame["t_compute_ms"].to_numpy(float) + np.asarray(m) * frame["t_memory_ms"].to_numpy(float)
         return np.maximum(t, 1e-6)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": self.kind, "coef": self.coef}, {}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Paleo:
+        est = cls()
+        est.coef = {str(d): (float(c), float(m)) for d, (c, m) in doc["coef"].items()}
+        return est

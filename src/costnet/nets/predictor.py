@@ -3,23 +3,33 @@
 ``load_predictor(path).predict(frame)`` returns milliseconds for rows of any
 known layout (a costnet dataset or an adapted published one); it needs the
 estimator classes but none of the training code path.
+
+An artifact is a safetensors file (https://github.com/huggingface/safetensors): named
+arrays (MLP weights, tree nodes) and one JSON document in its header metadata (format
+version, what the model was trained on, the fitted feature transform, the estimator's
+parameters). Loading it parses JSON and arrays only; nothing in the file can run code.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
+import safetensors
+import safetensors.numpy
 
+from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
 from costnet.features.transform import enrich
-from costnet.nets.estimators import Estimator, MLPEstimator
+from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, SklearnEstimator
 
-FORMAT = 1
+FORMAT = 2  # 1: a torch pickle (never loaded: unpickling runs code); 2: safetensors with JSON metadata
+KEY = "costnet"  # the metadata entry holding the JSON document
+KINDS: dict[str, type[Estimator]] = {cls.kind: cls for cls in (MLPEstimator, SklearnEstimator, LinearFlops, Paleo)}
 
 
 class Predictor:
@@ -37,23 +47,39 @@ class Predictor:
         return self.estimator.predict(enrich(frame))
 
     def save(self, path: str | Path) -> Path:
+        """Write the artifact atomically: a crash leaves the old file or the new one, never half of one."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"format": FORMAT, "meta": self.meta, "estimator": self.estimator.state()}, path)
+        doc, arrays = self.estimator.state()
+        header = json.dumps({"format": FORMAT, "meta": self.meta, "estimator": doc}, allow_nan=False)
+        atomic_write_bytes(path, safetensors.numpy.save(arrays, metadata={KEY: header}))
         return path
 
 
 def load_predictor(path: str | Path) -> Predictor:
-    """Load an artifact written by :meth:`Predictor.save`."""
+    """Load an artifact written by :meth:`Predictor.save`; anything else is refused with one message."""
     path = Path(path)
     if not path.is_file():
         raise CostnetError(f"model artifact {str(path)!r} not found")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        with safetensors.safe_open(str(path), framework="numpy") as f:
+            header = (f.metadata() or {}).get(KEY)
+            arrays = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as exc:
-        raise CostnetError(f"model artifact {str(path)!r} cannot be read: {exc}") from exc
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise CostnetError(f"{str(path)!r} is not a costnet model artifact (format {FORMAT})")
-    state = blob["estimator"]
-    estimator = MLPEstimator.from_state(state) if state["kind"] == "mlp" else state["object"]
-    return Predictor(estimator, blob["meta"])
+        raise CostnetError(f"{str(path)!r} is not a costnet model artifact (a safetensors file; artifacts of "
+                           f"costnet before format {FORMAT} were pickles, which are never loaded: retrain): "
+                           f"{exc}") from exc
+    if header is None:
+        raise CostnetError(f"{str(path)!r} is a safetensors file without costnet metadata, not a model artifact")
+    try:
+        blob = json.loads(header)
+        version = blob["format"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CostnetError(f"model artifact {str(path)!r}: unreadable costnet metadata ({exc})") from exc
+    if version != FORMAT:
+        raise CostnetError(f"model artifact {str(path)!r} has format {version!r}; this costnet reads format {FORMAT}")
+    try:
+        doc = blob["estimator"]
+        return Predictor(KINDS[doc["kind"]].from_state(doc, arrays), blob["meta"])
+    except (LookupError, TypeError, ValueError, RuntimeError, AttributeError, CostnetError) as exc:
+        raise CostnetError(f"model artifact {str(path)!r} is malformed: {exc!r}") from exc

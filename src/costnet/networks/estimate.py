@@ -46,14 +46,29 @@ def read_predictors(paths: Iterable[str | Path]) -> list[Predictor]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            manifest = path / "manifest.json"
-            if not manifest.is_file():
-                raise CostnetError(f"{str(path)!r} is a directory without manifest.json")
-            entries = json.loads(manifest.read_text())["artifacts"]
-            found += [load_predictor(path / e["path"]) for e in entries]
+            found += [load_predictor(p) for p in manifest_artifacts(path)]
         else:
             found.append(load_predictor(path))
     return found
+
+
+def manifest_artifacts(run: Path) -> list[Path]:
+    """The artifact paths a run directory's manifest.json lists, each confined to the run
+    directory: an absolute path, or one that leads out of it (``..``, a symlink), is refused."""
+    manifest = run / "manifest.json"
+    if not manifest.is_file():
+        raise CostnetError(f"{str(run)!r} is a directory without manifest.json")
+    try:
+        entries = [str(e["path"]) for e in json.loads(manifest.read_text())["artifacts"]]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CostnetError(f"{str(manifest)!r} is not a costnet run manifest: {exc!r}") from exc
+    root, paths = run.resolve(), []
+    for entry in entries:
+        path = (run / entry).resolve()
+        if Path(entry).is_absolute() or not path.is_relative_to(root):
+            raise CostnetError(f"{str(manifest)!r} lists artifact {entry!r} outside its run directory; refused")
+        paths.append(path)
+    return paths
 
 
 def choose_models(found: Iterable[Predictor], hardware: str | None = None) -> dict[str, Predictor]:

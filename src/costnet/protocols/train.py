@@ -85,7 +85,7 @@ class Run:
 
     def save(self, fold: Fold, model: str, est: Estimator, k: int | None = None) -> None:
         tag = f"{fold.name}-{model}" + (f"-k{k}" if k is not None else "")
-        path = Path("artifacts") / f"{tag}.pt"
+        path = Path("artifacts") / f"{tag}.safetensors"
         train_devices = list(fold.train_devices) + (list(fold.test_devices) if k else [])
         meta = {"op": self.op, "model": model, "protocol": self.cfg.protocol.name, "fold": fold.name,
                 "k": k, "train_devices": train_devices, "test_devices": list(fold.test_devices),
