@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -28,6 +30,7 @@ from costnet.errors import CostnetError
 from costnet.hardware import fingerprint, software_versions
 from costnet.sampling.space import Plan, load_space
 from costnet.timing import TimingConfig, clock_for, make_workload, measure, torch_dtype
+from costnet.timing.interference import OthersMeter, Probe
 from costnet.timing.workload import OptimizerFactory, optimizer_factory
 
 
@@ -46,6 +49,9 @@ class Summary:
     timed_s: float = 0.0
     loop_s: float = 0.0
     startup_s: float = 0.0
+    disturbed: int = 0  # rows whose samples include blocks other work disturbed
+    retimed: int = 0  # disturbed blocks dropped and timed again
+    others_cores: float = 0.0  # the most cores other processes used in one check
     error_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -55,12 +61,16 @@ class Summary:
 
     def lines(self) -> list[str]:
         rate = 60 * self.written / self.loop_s if self.loop_s > 0 else 0.0
+        timed = self.written - self.errors - self.skipped
         lines = [
             f"dataset      {self.out}",
             f"run          {self.run_key} on {self.hardware_id}",
             f"rows written {self.written} this run ({self.already_done} already stored, "
             f"{self.requested} requested)",
             f"failures     {self.errors} errors, {self.skipped} skipped by the memory guard",
+            f"disturbed    {self.disturbed} of {timed} timed rows ({100 * self.disturbed / max(timed, 1):.1f} %) "
+            f"flagged disturbed=true; {self.retimed} disturbed blocks re-timed; other processes used up to "
+            f"{self.others_cores:.2f} cores",
             f"rate         {rate:.1f} configurations/min",
             f"efficiency   {self.efficiency:.3f} (timed {self.timed_s:.1f} s / loop wall "
             f"{self.loop_s:.1f} s; start-up {self.startup_s:.1f} s not counted)",
@@ -113,9 +123,26 @@ def _sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class Neighbours:
+    """Warns (once per episode) when other processes compete for the cores while collecting."""
+
+    def __init__(self, limit: float, write: Callable[[str], None]) -> None:
+        self.limit, self.write, self.meter, self.warned, self.peak = limit, write, OthersMeter(), False, 0.0
+
+    def check(self, when: str) -> None:
+        cores = self.meter.cores()
+        self.peak = max(self.peak, cores)
+        if cores > self.limit and not self.warned:
+            self.write(f"warning: other processes used {cores:.2f} of {psutil.cpu_count()} cores {when}; "
+                       f"timings will be disturbed (re-timed or flagged disturbed=true); run costnet-collect "
+                       f"on an idle machine")
+        self.warned = cores > self.limit
+
+
 def collect(cfg: DictConfig) -> Summary:
     """Run one collection as configured (see conf/collect.yaml)."""
     started = time.perf_counter()
+    neighbours = Neighbours(float(cfg.others_warning), lambda line: tqdm.write(line, file=sys.stderr))
     out = Path(str(cfg.out)).expanduser()
     if int(cfg.n) < 0:
         raise CostnetError(f"n must be >= 0, got {cfg.n}")
@@ -137,13 +164,14 @@ def collect(cfg: DictConfig) -> Summary:
     make_optimizer = optimizer_factory(cfg.optimizers)
     clock = clock_for(device)
 
-    with store.locked(), _sigterm_as_exit():
+    with store.locked(), _sigterm_as_exit(), Probe() as probe:
         store.write_json(f"hardware/{hardware['hardware_id']}.json", hardware)
         store.write_json(f"runs/{key}.json", OmegaConf.to_container(cfg, resolve=True))
         done = store.finished()
         todo = [i for i in range(int(cfg.n)) if i not in done]
         summary = Summary(out, key, hardware["hardware_id"], int(cfg.n), len(done & set(range(int(cfg.n)))))
         summary.startup_s = time.perf_counter() - started
+        neighbours.check("while costnet-collect started")
         loop_start = time.perf_counter()
         buffer: list[dict[str, Any]] = []
         last_flush = time.monotonic()
@@ -155,16 +183,19 @@ def collect(cfg: DictConfig) -> Summary:
                 summary.written += len(buffer)
                 buffer.clear()
             last_flush = time.monotonic()
+            neighbours.check("in the last stretch of timing")
 
         bar = tqdm(todo, desc=f"collect {space.name}", unit="cfg", disable=not cfg.progress,
                    dynamic_ncols=True)
         try:
             for index in bar:
                 row = time_configuration(plan.config(index), plan, timing, device, clock,
-                                         make_optimizer, budget)
+                                         make_optimizer, budget, probe)
                 row.update(common, row_id=f"{key}-{index}")
                 buffer.append(row)
                 summary.timed_s += row.pop("_timed_s")
+                summary.disturbed += bool(row.get("disturbed"))
+                summary.retimed += int(row.get("retimed_blocks") or 0)
                 if row["status"] != "ok":
                     summary.errors += row["status"] == "error"
                     summary.skipped += row["status"] == "skipped"
@@ -177,11 +208,13 @@ def collect(cfg: DictConfig) -> Summary:
             bar.close()
             flush()
             summary.loop_s = time.perf_counter() - loop_start
+            summary.others_cores = neighbours.peak
     return summary
 
 
 def time_configuration(cfg: dict[str, Any], plan: Plan, timing: TimingConfig, device: torch.device,
-                       clock: Any, make_optimizer: OptimizerFactory, budget_bytes: float) -> dict[str, Any]:
+                       clock: Any, make_optimizer: OptimizerFactory, budget_bytes: float,
+                       probe: Probe | None = None) -> dict[str, Any]:
     """Time one configuration; failures become rows with status and error."""
     start = time.perf_counter()
     op = plan.space.op
@@ -195,7 +228,7 @@ def time_configuration(cfg: dict[str, Any], plan: Plan, timing: TimingConfig, de
         else:
             torch.manual_seed(cfg["index"])
             workload = make_workload(op, cfg, device, make_optimizer)
-            result = measure(workload.step, timing, clock, workload.context)
+            result = measure(workload.step, timing, clock, workload.context, probe)
             del workload
             row.update(result.stats_ms(), converged=result.converged, timed_s=result.timed_s)
             row["_timed_s"] = result.timed_s

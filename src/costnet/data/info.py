@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 
 from costnet.data.store import read_hardware, read_table
+
+
+def disturbance(frame: pd.DataFrame) -> str:
+    """How many timed rows other work disturbed (column ``disturbed``; unknown in datasets
+    collected before costnet watched for interference)."""
+    ok = frame[frame["status"] == "ok"]
+    known = ok["disturbed"].dropna() if "disturbed" in ok else ok.iloc[:0, :0]
+    line = (f"disturbed: {int(known.astype(bool).sum())} of {len(ok)} timed rows "
+            f"({100 * known.astype(bool).mean() if len(known) else 0:.1f} %) kept samples that other work disturbed")
+    if len(known) < len(ok):
+        line += f"; {len(ok) - len(known)} rows were collected without interference checks"
+    return line
 
 
 def info(root: Path) -> str:
@@ -14,7 +27,7 @@ def info(root: Path) -> str:
     if frame.empty:
         return f"{root}: no rows"
     parts = [f"{root}: {len(frame)} rows in {frame['run_key'].nunique()} run(s), "
-             f"{(frame['status'] == 'ok').sum()} ok"]
+             f"{(frame['status'] == 'ok').sum()} ok", disturbance(frame)]
     hardware = read_hardware(root)
     if not hardware.empty and "name" in hardware:
         parts.append("\nhardware\n" + hardware.set_index("hardware_id")[["name"]].to_string())

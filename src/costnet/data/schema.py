@@ -26,6 +26,12 @@ est_bytes     the memory guard's estimate of the tensors' footprint, bytes
 time_*_ms     median, mean, min, max, std and interquartile range over samples
 n_runs        samples taken; each sample is the mean of ``n_inner`` back-to-back calls
 converged     the samples' relative spread reached the configured threshold
+retimed_blocks  timed blocks dropped and timed again because other work disturbed them
+disturbed     true when re-timing ran out: disturbed blocks are among the samples, so
+              the times may be too long (costnet.timing.interference); null in
+              datasets collected before costnet noticed interference
+wait_share    time this process's threads waited for a CPU while timing, over the
+              time timed (null where the kernel does not report it)
 timed_s       seconds inside timed regions for this row (warm-up excluded)
 wall_s        seconds the whole row took (build, warm-up, timing)
 timestamp     UTC time the row finished
@@ -65,6 +71,9 @@ COMMON: dict[str, pa.DataType] = {
     "n_runs": pa.int64(),
     "n_inner": pa.int64(),
     "converged": pa.bool_(),
+    "retimed_blocks": pa.int64(),
+    "disturbed": pa.bool_(),
+    "wait_share": pa.float64(),
     "timed_s": pa.float64(),
     "wall_s": pa.float64(),
     "timestamp": pa.timestamp("us", tz="UTC"),

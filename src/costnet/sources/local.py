@@ -3,6 +3,7 @@ hardware features of the machine it ran on."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,26 @@ def load(cfg: Mapping[str, Any], op: str | None) -> pd.DataFrame:
     """Rows of ``op`` (all ops when None) from every directory of ``cfg``; ``device`` is the
     ``hardware_id``."""
     frame = pd.concat([load_local(p, op) for p in _roots(cfg)], ignore_index=True)
+    frame = _disturbed(frame, str(cfg.get("disturbed", "drop")))
     if cfg.get("max_batchsize") is not None:
         frame = frame[frame["batch"] <= cfg["max_batchsize"]].reset_index(drop=True)
     return frame.assign(device=frame["hardware_id"])
+
+
+def _disturbed(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Rows whose timing other work disturbed (``disturbed``): dropped (``drop``) or kept (``keep``)."""
+    if rule not in ("drop", "keep"):
+        raise CostnetError(f"dataset.disturbed must be 'drop' or 'keep', got {rule!r}")
+    if rule == "keep" or "disturbed" not in frame:
+        return frame
+    bad = frame["disturbed"].fillna(False).astype(bool)
+    if bad.all() and len(frame):
+        raise CostnetError(f"all {len(frame)} rows were disturbed by other work while timing; collect again on an "
+                           f"idle machine, or train on them anyway with dataset.disturbed=keep")
+    if bad.any():
+        print(f"dataset: dropped {int(bad.sum())} of {len(frame)} rows disturbed while timing "
+              f"(dataset.disturbed=keep keeps them)", file=sys.stderr)
+    return frame[~bad].reset_index(drop=True)
 
 
 def files(cfg: Mapping[str, Any]) -> list[Path]:

@@ -7,6 +7,11 @@ until their relative spread (interquartile range / median by default) falls unde
 a threshold or the per-configuration budget is spent. On CUDA a block is bounded
 by CUDA events after a device synchronization: a host clock around asynchronous
 kernel launches would time the launches, not the work (Lu et al. 2017).
+
+Between blocks the timer reads how long this process's threads waited for a CPU
+(costnet.timing.interference): a block disturbed by other work is dropped and
+re-timed, up to ``retries`` times per configuration; past that, every block is kept and
+the measurement says so (``disturbed``), so no disturbed time passes as a clean one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 from costnet.errors import CostnetError
+from costnet.timing.interference import Probe, disturbed
 
 
 class Clock(Protocol):
@@ -80,6 +86,8 @@ class TimingConfig:
     min_block_s: float = 1e-3  # a block lasts at least this long (sets calls per block)
     budget_s: float = 0.25  # stop once this much time was spent in timed blocks
     number: int | None = None  # fixed calls per block (None: chosen from min_block_s)
+    max_wait: float = 0.02  # a block whose threads waited for a CPU longer than this share of it is disturbed
+    retries: int = 20  # disturbed blocks re-timed per configuration before it is kept, flagged
 
     def __post_init__(self) -> None:
         if self.warmup_runs < 0:
@@ -89,7 +97,9 @@ class TimingConfig:
                                f"min_runs={self.min_runs}, max_runs={self.max_runs}")
         if self.spread not in ("iqr", "std"):
             raise CostnetError(f"timing.spread must be 'iqr' or 'std', got {self.spread!r}")
-        for key in ("rel_spread", "min_block_s", "budget_s"):
+        if self.retries < 0:
+            raise CostnetError(f"timing.retries must be >= 0, got {self.retries}")
+        for key in ("rel_spread", "min_block_s", "budget_s", "max_wait"):
             if getattr(self, key) < 0:
                 raise CostnetError(f"timing.{key} must be >= 0, got {getattr(self, key)}")
         if self.number is not None and self.number < 1:
@@ -105,6 +115,9 @@ class Measurement:
     timed_s: float  # total time inside timed blocks, warm-up excluded
     warmup_s: float
     converged: bool  # spread reached the threshold
+    retimed: int = 0  # disturbed blocks timed again
+    disturbed: bool = False  # disturbed blocks are among the samples (retries ran out)
+    wait_share: float | None = None  # run-queue wait of this process's threads / timed time; None unknown
 
     def stats_ms(self) -> dict[str, float | int]:
         """Median, mean, min, max, std and IQR in milliseconds, and the sample count."""
@@ -119,6 +132,9 @@ class Measurement:
             "time_iqr_ms": float(q3 - q1),
             "n_runs": len(t),
             "n_inner": self.number,
+            "retimed_blocks": self.retimed,
+            "disturbed": self.disturbed,
+            "wait_share": self.wait_share,
         }
 
 
@@ -149,34 +165,57 @@ def _gc_paused() -> Iterator[None]:
 
 
 def measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock,
-            context: Callable[[], ContextManager[object]] = contextlib.nullcontext) -> Measurement:
+            context: Callable[[], ContextManager[object]] = contextlib.nullcontext,
+            probe: Probe | None = None) -> Measurement:
     """Warm ``fn`` up, then time it in blocks until spread or budget says stop.
 
     ``context`` (e.g. ``torch.inference_mode``) is entered once around all calls,
-    so its cost stays out of the timed blocks.
+    so its cost stays out of the timed blocks. ``probe`` reads the scheduler's counters
+    between blocks (one made here if not given); disturbed blocks are re-timed.
     """
-    with context(), _gc_paused():
-        warmup_start = time.perf_counter()
-        per_call = clock.time_block(fn, 1) if cfg.warmup_runs else 0.0
-        if cfg.warmup_runs > 1:
-            per_call = clock.time_block(fn, cfg.warmup_runs - 1) / (cfg.warmup_runs - 1)
-        warmup_s = time.perf_counter() - warmup_start
-        if cfg.number is not None:
-            number = cfg.number
-        else:
-            if per_call <= 0:  # no warm-up: probe one call to size the blocks
-                per_call = clock.time_block(fn, 1)
-            number = max(1, math.ceil(cfg.min_block_s / max(per_call, 1e-9)))
-        samples: list[float] = []
-        timed = 0.0
-        spread = math.inf
-        while len(samples) < cfg.max_runs:
-            block = clock.time_block(fn, number)
-            timed += block
-            samples.append(block / number)
-            if len(samples) >= cfg.min_runs:
-                spread = relative_spread(samples, cfg.spread)
-                if spread <= cfg.rel_spread or timed >= cfg.budget_s:
-                    break
-    return Measurement(tuple(samples), number, timed, warmup_s,
-                       converged=spread <= cfg.rel_spread)
+    with contextlib.ExitStack() as stack:
+        if probe is None:
+            probe = stack.enter_context(Probe())
+        stack.enter_context(context())
+        stack.enter_context(_gc_paused())
+        result = _measure(fn, cfg, clock, probe)
+    return result
+
+
+def _measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock, probe: Probe) -> Measurement:
+    """The timing loop of :func:`measure`, inside its contexts."""
+    warmup_start = time.perf_counter()
+    per_call = clock.time_block(fn, 1) if cfg.warmup_runs else 0.0
+    if cfg.warmup_runs > 1:
+        per_call = clock.time_block(fn, cfg.warmup_runs - 1) / (cfg.warmup_runs - 1)
+    warmup_s = time.perf_counter() - warmup_start
+    if cfg.number is not None:
+        number = cfg.number
+    else:
+        if per_call <= 0:  # no warm-up: probe one call to size the blocks
+            per_call = clock.time_block(fn, 1)
+        number = max(1, math.ceil(cfg.min_block_s / max(per_call, 1e-9)))
+    samples: list[float] = []
+    timed = 0.0
+    spread = math.inf
+    first = before = probe.read()
+    retimed, giving_up = 0, False
+    while len(samples) < cfg.max_runs:
+        block = clock.time_block(fn, number)
+        after = probe.read()
+        timed += block
+        if disturbed(before, after, block, cfg.max_wait) and not giving_up:
+            before = after
+            if retimed < cfg.retries:
+                retimed += 1
+                continue
+            giving_up = True  # out of retries: from here on every block is kept, and the measurement says so
+        before = after
+        samples.append(block / number)
+        if len(samples) >= cfg.min_runs:
+            spread = relative_spread(samples, cfg.spread)
+            if spread <= cfg.rel_spread or timed >= cfg.budget_s:
+                break
+    wait = None if first.wait_s is None or after.wait_s is None else (after.wait_s - first.wait_s) / max(timed, 1e-12)
+    return Measurement(tuple(samples), number, timed, warmup_s, converged=spread <= cfg.rel_spread,
+                       retimed=retimed, disturbed=giving_up, wait_share=wait)

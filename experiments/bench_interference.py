@@ -1,0 +1,94 @@
+"""Benchmark the timer's interference checks: collect the same configurations on the idle
+machine twice, then beside busy-looping neighbour processes, and compare the medians.
+
+For each row of the disturbed run: did its median move more than ``--tolerance`` from the
+idle run's, and was it flagged (``disturbed``)? A moved row that is not flagged is a
+silently wrong row; the target is none. The second idle run gives the noise floor: how
+many medians move that much with nobody else on the machine.
+
+Run it on an otherwise idle machine (nothing else busy, no tests, no training):
+
+    python experiments/bench_interference.py --n 200 --neighbours 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from costnet.collect.runner import collect
+from costnet.config import compose
+from costnet.data import load_dataset
+from costnet.timing.interference import others_now
+
+BUSY_LOOP = "while True: pass"
+
+
+def run(out: Path, args: argparse.Namespace) -> tuple[pd.DataFrame, list[str]]:
+    """Collect the benchmark's configurations into ``out``; rows by index, and the summary."""
+    cfg = compose("collect", [f"space={args.space}", f"n={args.n}", f"out={out}", f"seed={args.seed}",
+                              "measure_peaks=false", "progress=true", *args.overrides])
+    summary = collect(cfg)
+    rows = load_dataset(out).set_index(["index", "mode"])
+    return rows, summary.lines()
+
+
+def compare(reference: pd.DataFrame, other: pd.DataFrame, tolerance: float) -> dict[str, float]:
+    """Shares of rows whose median moved more than ``tolerance``, flagged, and moved unflagged."""
+    both = reference.join(other, how="inner", lsuffix="_ref")
+    ratio = both["time_median_ms"] / both["time_median_ms_ref"]
+    moved = (ratio - 1).abs() > tolerance
+    flagged = both["disturbed"].fillna(False).astype(bool)
+    return {"rows": len(both), "moved": float(moved.mean()), "flagged": float(flagged.mean()),
+            "moved_unflagged": float((moved & ~flagged).mean()), "moved_unflagged_rows": int((moved & ~flagged).sum()),
+            "moved_2x": float(((ratio > 2) | (ratio < 0.5)).mean()), "median_ratio": float(ratio.median()),
+            "retimed_blocks": int(other["retimed_blocks"].sum()),
+            "max_ratio_unflagged": float(ratio[~flagged].max()) if (~flagged).any() else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="configurations")
+    parser.add_argument("--space", default="conv2d")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--neighbours", type=int, default=1, help="busy-looping processes beside the second run")
+    parser.add_argument("--tolerance", type=float, default=0.10)
+    parser.add_argument("--out", type=Path, help="keep the datasets and results.json here")
+    parser.add_argument("overrides", nargs="*", help="extra costnet-collect overrides")
+    args = parser.parse_args()
+    print(f"other processes use {others_now(1.0):.2f} cores before the benchmark (should be ~0)")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        idle, idle_lines = run(root / "idle", args)
+        again, again_lines = run(root / "idle-again", args)
+        neighbours = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(args.neighbours)]
+        try:
+            time.sleep(0.5)
+            busy, busy_lines = run(root / "busy", args)
+        finally:
+            for p in neighbours:
+                p.kill()
+        results = {"idle_again": compare(idle, again, args.tolerance), "busy": compare(idle, busy, args.tolerance),
+                   "args": {k: str(v) for k, v in vars(args).items()}}
+        print("\n".join(["== idle", *idle_lines, "== idle again", *again_lines, "== busy", *busy_lines]))
+        if args.out:
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    for name, r in results.items():
+        if name == "args":
+            continue
+        print(f"{name:10s} rows {r['rows']}: medians moved >{100 * args.tolerance:.0f} % from idle: "
+              f"{100 * r['moved']:.1f} % (>2x: {100 * r['moved_2x']:.1f} %, median ratio {r['median_ratio']:.2f}); "
+              f"flagged disturbed: {100 * r['flagged']:.1f} %; moved and not flagged: {100 * r['moved_unflagged']:.1f} % "
+              f"({r['moved_unflagged_rows']} rows, largest unflagged ratio {r['max_ratio_unflagged']:.2f}); "
+              f"{r['retimed_blocks']} blocks re-timed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The timer notices other work: disturbed blocks are re-timed, and a measurement that had
+to keep them says so; datasets report and (by default) drop disturbed rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from costnet.data.info import disturbance
+from costnet.errors import CostnetError
+from costnet.sources.local import _disturbed
+from costnet.timing import TimingConfig, measure
+from costnet.timing.interference import Counters, OthersMeter, Probe, disturbed
+
+
+class Scripted:
+    """A clock and probe pair: block i takes times[i] seconds, and its threads waited
+    waits[i] seconds for a CPU."""
+
+    def __init__(self, times: list[float], waits: list[float]) -> None:
+        self.times, self.waits, self.block, self.wait = times, waits, -1, 0.0
+
+    def time_block(self, fn, number: int) -> float:
+        self.block += 1
+        self.wait += self.waits[self.block]
+        return self.times[self.block] * number
+
+    def read(self) -> Counters:
+        return Counters(self.wait, 0, 0.0)
+
+
+def test_disturbed_blocks_are_retimed_and_never_sampled() -> None:
+    # no warm-up, one call per block; blocks 1 and 3 were stalled (waited 8 ms of 9 ms)
+    script = Scripted([1e-3, 9e-3, 1e-3, 9e-3, 1e-3, 1e-3, 1e-3], [0, 8e-3, 0, 8e-3, 0, 0, 0])
+    cfg = TimingConfig(warmup_runs=0, min_runs=5, max_runs=5, number=1, retries=2)
+    m = measure(lambda: None, cfg, script, probe=script)
+    assert m.samples == (1e-3,) * 5 and m.retimed == 2 and not m.disturbed
+    assert m.stats_ms()["retimed_blocks"] == 2 and m.stats_ms()["disturbed"] is False
+    assert m.wait_share == pytest.approx(16e-3 / m.timed_s)
+
+
+def test_out_of_retries_the_measurement_says_disturbed() -> None:
+    script = Scripted([9e-3] * 6, [8e-3] * 6)
+    cfg = TimingConfig(warmup_runs=0, min_runs=3, max_runs=3, number=1, retries=2)
+    m = measure(lambda: None, cfg, script, probe=script)
+    assert m.disturbed and m.retimed == 2 and m.samples == (9e-3,) * 3
+
+
+def test_disturbance_rule() -> None:
+    quiet, waited = Counters(1.0, 5, 2.0), Counters(1.0 + 3e-3, 5, 2.0)
+    assert not disturbed(quiet, quiet, 0.01, 0.02)
+    assert disturbed(quiet, waited, 0.01, 0.02)  # 30 % of the block waiting
+    assert not disturbed(quiet, waited, 1.0, 0.02)  # 0.3 % of a long block
+    assert disturbed(quiet, Counters(1.0, 5, 2.01), 0.01, 0.02)  # stolen by the hypervisor
+    # without schedstat, any involuntary context switch marks the block
+    assert disturbed(Counters(None, 5, 2.0), Counters(None, 6, 2.0), 1.0, 0.02)
+    assert not disturbed(Counters(None, 5, 2.0), Counters(None, 5, 2.0), 1.0, 0.02)
+
+
+def test_probe_reads_this_process_and_closes_its_files() -> None:
+    with Probe() as probe:
+        first, second = probe.read(), probe.read()
+        assert second.involuntary >= first.involuntary and second.steal_s >= first.steal_s
+        if probe.has_schedstat:
+            assert second.wait_s >= first.wait_s >= 0
+        assert probe._fds or not probe.has_schedstat
+    assert not probe._fds
+    assert OthersMeter().cores() >= 0
+
+
+def test_datasets_report_and_drop_disturbed_rows(capsys) -> None:
+    frame = pd.DataFrame({"status": ["ok"] * 4 + ["error"], "disturbed": [False, True, None, False, None]})
+    line = disturbance(frame)
+    assert "1 of 4 timed rows (33.3 %)" in line and "1 rows were collected without interference checks" in line
+    kept = _disturbed(frame, "drop")
+    assert len(kept) == 4 and not kept["disturbed"].fillna(False).any()
+    assert "dropped 1 of 5 rows" in capsys.readouterr().err
+    assert len(_disturbed(frame, "keep")) == 5
+    with pytest.raises(CostnetError, match="all 2 rows were disturbed"):
+        _disturbed(pd.DataFrame({"disturbed": [True, True]}), "drop")
+    with pytest.raises(CostnetError, match="'maybe'"):
+        _disturbed(frame, "maybe")
+
+
+def test_a_collection_reports_its_disturbed_share(tmp_path: Path) -> None:
+    from costnet.collect.runner import collect
+    from costnet.config import compose
+
+    cfg = compose("collect", ["space=dense", "n=4", f"out={tmp_path}", "measure_peaks=false", "progress=false",
+                              "timing.budget_s=0.01"])
+    summary = collect(cfg)
+    assert any(line.startswith("disturbed    ") and "of 4 timed rows" in line for line in summary.lines())
+    from costnet.data import load_dataset
+
+    rows = load_dataset(tmp_path)
+    assert rows["disturbed"].notna().all() and (rows["retimed_blocks"] >= 0).all()
+    assert summary.disturbed == int(rows["disturbed"].sum())
