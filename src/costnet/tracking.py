@@ -31,6 +31,8 @@ def quiet_lightning() -> None:
     workers (costnet's batches are slices of in-memory tensors, see nets/training.py)."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    # Lightning's own use of a torch API torch deprecated; nothing a costnet user can act on
+    warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
@@ -48,6 +50,8 @@ def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
     loggers: list[Logger] = [CSVLogger(out / "logs", name=name, version="")]
     if mode != "disabled" and os.environ.get("WANDB_MODE") != "disabled":
         from lightning.pytorch.loggers import WandbLogger
+
+        os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own messages go to its debug.log, not the terminal
 
         loggers.append(WandbLogger(project=str(tracking.get("project", "costnet")), name=name,
                                    group=str(tracking.get("group") or group), job_type=job_type,

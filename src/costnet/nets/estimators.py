@@ -133,6 +133,9 @@ class MLPEstimator(Estimator):
         from costnet.nets.training import train_mlp  # training needs Lightning; predicting does not
 
         monitor, self.monitor = self.monitor, Monitor()
+        if val.empty:
+            raise CostnetError(f"the MLP stops early on validation rows, and none were given (training rows: "
+                               f"{len(train)}); collect more rows or give the split a validation share")
         self.transform.fit(train)
         logy = np.log(target(train)) - self._base(train)
         self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from costnet.nets.mlp import LOSSES, MLPConfig, RelativeError
+from costnet.tracking import quiet_lightning
 
 
 class LitRegressor(pl.LightningModule):
@@ -85,7 +86,9 @@ def train_mlp(net: nn.Module, cfg: MLPConfig, x: np.ndarray, y: np.ndarray, x_va
     relative-error loss work in milliseconds' ratios. ``callbacks`` join the
     trainer's own (e.g. costnet.sweeps.pruning's Optuna pruning).
     """
+    quiet_lightning()  # again: importing Lightning set its loggers back to INFO
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    net.train()  # predict() left it in eval mode, which would turn dropout off while training
     train = BatchLoader(x, y, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val = BatchLoader(x_val, y_val, 8192, shuffle=False, seed=cfg.seed)
     module = LitRegressor(net, cfg, len(train), y_scale)

@@ -36,7 +36,18 @@ def split(frame: pd.DataFrame, fractions: Sequence[float], seed: int) -> list[pd
 
 
 def make_folds(frame: pd.DataFrame, protocol: Mapping[str, Any], seed: int) -> list[Fold]:
-    """The folds of ``protocol`` (conf/protocol/) over ``frame``'s devices."""
+    """The folds of ``protocol`` (conf/protocol/) over ``frame``'s devices; each has training
+    and test rows, or the protocol stops naming the fold that has none."""
+    folds = _folds(frame, protocol, seed)
+    for fold in folds:
+        for part in ("train", "test"):
+            if getattr(fold, part).empty:
+                raise CostnetError(f"{protocol.get('name')} fold {fold.name!r} has no {part} rows (of "
+                                   f"{len(fold.train) + len(fold.val) + len(fold.test)}): too few rows for its split")
+    return folds
+
+
+def _folds(frame: pd.DataFrame, protocol: Mapping[str, Any], seed: int) -> list[Fold]:
     name = protocol.get("name")
     devices = sorted(frame["device"].astype(str).unique())
     if name == "per_device":
