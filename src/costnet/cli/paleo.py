@@ -10,6 +10,7 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
 from costnet.cli.common import run_hydra
+from costnet.config import float_option, int_option
 from costnet.errors import CostnetError
 from costnet.paleo.estimate import estimate, summary_text
 
@@ -23,8 +24,8 @@ def _workers(value: object) -> list[int]:
 
 def _task(cfg: DictConfig) -> None:
     result = estimate(str(cfg.net), str(cfg.device), str(cfg.link), _workers(cfg.workers), str(cfg.scaling),
-                      cfg.batch_size, float(cfg.ppp_comp), float(cfg.ppp_comm),
-                      None if cfg.ppp_memory is None else float(cfg.ppp_memory))
+                      int_option(cfg, "batch_size", optional=True), float_option(cfg, "ppp_comp"),
+                      float_option(cfg, "ppp_comm"), float_option(cfg, "ppp_memory", optional=True))
     print(summary_text(result))
     if cfg.layers:
         table = pd.DataFrame(result["layers"])
