@@ -1,4 +1,4 @@
-"""What every command does with a bad number: one line naming the value, exit status 2."""
+"""What every command does with bad options: one line naming the bad value, exit status 2."""
 
 from __future__ import annotations
 
@@ -56,3 +56,35 @@ def test_bad_number_is_one_line(tmp_path: Path, log: Path, command: str, args: l
     extra = [f"out={tmp_path / 'out'}"] if command == "collect" else [f"log={log}"] if "mode=online" in args else []
     code, stderr = run_main(command, *args, *extra)
     assert (code, stderr.strip().splitlines()) == (2, [f"costnet: error: {message}"])
+
+
+@pytest.mark.parametrize(("command", "args", "kind"), [
+    ("collect", [], "directory"),
+    ("predict", ["network=alexnet", "batch_size=1", "hardware=V100"], "file"),
+    ("paleo", [], "file"),
+    ("gauge", OFFLINE, "directory"),
+    ("evaluate", ["model=no_such_model.pt"], "file"),
+    ("train", [], "directory"),
+    ("sweep", [], "directory"),
+    ("run", [], "directory"),
+])
+def test_out_under_a_file_is_one_line(tmp_path: Path, command: str, args: list[str], kind: str) -> None:
+    (tmp_path / "file").write_text("in the way")
+    out = tmp_path / "file" / "run"
+    code, stderr = run_main(command, *args, f"out={out}")
+    assert (code, stderr.strip().splitlines()) == (
+        2, [f"costnet: error: output {kind} '{out}' is not writable: Not a directory"])
+
+
+def test_reproduce_out_under_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("in the way")
+    out = tmp_path / "file" / "results"
+    code, stderr = run_main("reproduce", "--only", "paleo_scaling", "--out", str(out))
+    assert (code, stderr.strip().splitlines()) == (
+        2, [f"costnet: error: output directory '{out}' is not writable: Not a directory"])
+
+
+def test_predict_out_that_is_a_directory(tmp_path: Path) -> None:
+    code, stderr = run_main("predict", "network=alexnet", "batch_size=1", "hardware=V100", f"out={tmp_path}")
+    assert (code, stderr.strip().splitlines()) == (
+        2, [f"costnet: error: output file '{tmp_path}' is not writable: Is a directory"])

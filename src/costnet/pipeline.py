@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data.info import info
+from costnet.data.store import ensure_writable
 from costnet.protocols.train import run_training, summary_table
 from costnet.tracking import quiet_lightning
 
@@ -23,6 +24,7 @@ def run_job(cfg: DictConfig) -> None:
     quiet_lightning()
     every = cfg.get("every") or {}
     out = Path(str(cfg.out))
+    ensure_writable(out)
     data = out / "data"
     for name, overrides in cfg.collect.items():
         print(f"== collect {name}")

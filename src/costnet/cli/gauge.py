@@ -7,12 +7,14 @@ and cost of a job on every configuration of the gauge catalog, with the Pareto-o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
 from costnet.cli.common import path_list, run_hydra
 from costnet.config import float_option, int_option
+from costnet.data.store import ensure_writable
 from costnet.errors import CostnetError
 from costnet.gauge.offline import (
     Job,
@@ -128,6 +130,8 @@ def _step_source(cfg: DictConfig, step: JobStep, batch: int) -> str:
 
 
 def _offline(cfg: DictConfig) -> None:
+    if cfg.out:
+        ensure_writable(Path(str(cfg.out)))
     if cfg.network is None:
         _required(cfg, "flops_per_sample", "bytes_per_sample", "params", "dataset_size", "epochs")
     else:

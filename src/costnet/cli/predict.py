@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from costnet.cli.common import path_list, run_hydra
 from costnet.config import float_option, int_option
-from costnet.data.store import atomic_write_bytes
+from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
 from costnet.networks.extract import extract_layers
 from costnet.networks.zoo import build_network, example_input
@@ -20,6 +20,8 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 def _task(cfg: DictConfig) -> None:
     batch_size, dataset_size = int_option(cfg, "batch_size"), int_option(cfg, "dataset_size")
     top = int_option(cfg, "top", minimum=0)
+    if cfg.out:
+        ensure_writable(Path(str(cfg.out)), file=True)
     module, _ = build_network(str(cfg.network))
     layers = extract_layers(module, example_input(str(cfg.network), batch_size), str(cfg.method))
     hardware = hardware_features(str(cfg.hardware))
