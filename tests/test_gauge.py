@@ -279,6 +279,9 @@ def test_bad_catalog(tmp_path: Path) -> None:
                     "offerings: [{gpu: V100, counts: [1], price_per_gpu_hour: 1.0, link: nvlink}]\n")
     with pytest.raises(CostnetError, match="link 'nvlink'"):
         load_offerings(path)
+    path.write_bytes(b"links: \xff\xfe")
+    with pytest.raises(CostnetError, match=f"gauge catalog '{path}' is not UTF-8 text"):
+        load_offerings(path)
 
 
 # ----------------------------------------------------------------- CLI

@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 
 from costnet import config
 from costnet.errors import CostnetError
+from costnet.files import read_text
 from costnet.hardware import load_catalog
 from costnet.nets.predictor import Predictor
 from costnet.networks.estimate import Setting, choose_models, hardware_features, layer_times
@@ -86,8 +87,8 @@ def load_offerings(path: str | Path | None = None) -> list[Offering]:
     """
     path = Path(path) if path else default_catalog_path()
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(read_text(path, "gauge catalog"))
+    except yaml.YAMLError as exc:
         raise CostnetError(f"gauge catalog {str(path)!r} cannot be read: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("links"), dict) \
             or not isinstance(data.get("offerings"), list) or not data["offerings"]:
