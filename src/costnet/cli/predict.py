@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from costnet.cli.common import path_list, run_hydra
@@ -22,8 +23,10 @@ def _task(cfg: DictConfig) -> None:
     top = int_option(cfg, "top", minimum=0)
     if cfg.out:
         ensure_writable(Path(str(cfg.out)), file=True)
-    module, _ = build_network(str(cfg.network))
-    layers = extract_layers(module, example_input(str(cfg.network), batch_size), str(cfg.method))
+    with torch.device("meta"):  # shapes only: neither weights nor the batch are allocated
+        module, _ = build_network(str(cfg.network))
+        example = example_input(str(cfg.network), batch_size)
+    layers = extract_layers(module, example, str(cfg.method))
     hardware = hardware_features(str(cfg.hardware))
     models = load_models(path_list(cfg.model), str(cfg.hardware))
     setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float_option(cfg, "ppp_comp"),

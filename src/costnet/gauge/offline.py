@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from matplotlib.figure import Figure
 
@@ -165,14 +166,18 @@ def network_step_time(network: str, predictors: Iterable[Predictor], setting: Se
     trained on that GPU where one is given (else any model of the op, else PALEO's
     analytical time at ``setting``'s PPP). Layers are extracted once per batch size.
     """
-    module, _ = build_network(network)
+    meta = torch.device("meta")  # shapes only: neither weights nor batches are allocated
+    with meta:
+        module, _ = build_network(network)
     params = sum(p.numel() for p in module.parameters())
     found = list(predictors)
     layers: dict[int, pd.DataFrame] = {}
 
     def step_time_ms(gpu: str, per_gpu_batch: int) -> float:
         if per_gpu_batch not in layers:
-            layers[per_gpu_batch] = extract_layers(module, example_input(network, per_gpu_batch))
+            with meta:
+                example = example_input(network, per_gpu_batch)
+            layers[per_gpu_batch] = extract_layers(module, example)
         table = layer_times(layers[per_gpu_batch], choose_models(found, gpu), hardware_features(gpu), setting)
         return float(table["time_ms"].sum())
 
