@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import os
 import subprocess
 import sys
+from unittest import mock
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
 from costnet.config import repo_root
 
@@ -28,6 +33,22 @@ def run_cli(module: str, *args: str, timeout: float = 600) -> subprocess.Complet
     env = {**os.environ, "WANDB_MODE": "disabled"}
     return subprocess.run([sys.executable, "-m", f"costnet.cli.{module}", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
+
+
+def run_main(module: str, *args: str) -> tuple[int, str]:
+    """``costnet.cli.<module>.main()`` in this process with ``args`` as its command line:
+    the exit status and what it wrote to stderr (faster than :func:`run_cli`)."""
+    stderr = io.StringIO()
+    GlobalHydra.instance().clear()
+    try:
+        with mock.patch.object(sys, "argv", [f"costnet-{module}", *args]), contextlib.redirect_stderr(stderr):
+            importlib.import_module(f"costnet.cli.{module}").main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        GlobalHydra.instance().clear()
+    return code, stderr.getvalue()
 
 
 @pytest.fixture(autouse=True)

@@ -95,7 +95,7 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
     (["space=conv9d"], "Could not find 'space/conv9d'"),
     (["space.params.batch.low=-3"], "batch: range [-3, 32] must satisfy 1 <= low <= high"),
     (["out=/proc/costnet-test"], "output directory '/proc/costnet-test' is not writable"),
-    (["n=-1"], "n must be >= 0, got -1"),
+    (["n=-1"], "n must be a non-negative integer, got -1"),
     (["device=cuda:7"], "device 'cuda:7' requested but CUDA is not available here"),
 ])
 def test_cli_bad_input_is_one_clear_message(tmp_path: Path, args: list[str], message: str) -> None:

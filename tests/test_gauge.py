@@ -129,11 +129,27 @@ def test_iso_created_at_column(tmp_path: Path) -> None:
     ("step,time\n1,5.0\n2,4.0\n", "non-monotonic time"),
     ("step,time\n2,1.0\n1,2.0\n", "non-monotonic step"),
     ("step,time\n1,abc\n2,xyz\n", "neither numbers nor ISO date-times"),
+    ("step,time\n0,0\n10,1\n20,inf\n30,3\n", "line 4: time 'inf' is not a finite number >= 0"),
+    ("step,time\n0,0\n10,nan\n20,2\n", "line 3: time 'nan' is not a finite number >= 0"),
+    ("step,time\n0,-5\n10,1\n", "line 2: time '-5' is not a finite number >= 0"),
+    ("step,time\n0,0\ninf,1\n", "line 3: step 'inf' is not a finite number >= 0"),
+    ("step,time\n-10,0\n0,1\n", "line 2: step '-10' is not a finite number >= 0"),
+    ("step,time\n0,0\n1,1\nx,2\n", "line 4: step 'x' is not a finite number >= 0"),
+    ("step,created_at\n1,2026-01-01T00:00:00Z\n2,nan\n", "line 3: created_at 'nan' is not a finite number"),
 ])
 def test_malformed_logs(tmp_path: Path, text: str, message: str) -> None:
     log = tmp_path / "log.csv"
     log.write_text(text)
     with pytest.raises(CostnetError, match=message):
+        read_log(log)
+
+
+@pytest.mark.parametrize("data", [bytes(range(256)), b"step,time\n0,0\n\x00\x00\n", "step,time\n".encode("utf-16")],
+                         ids=["bytes", "nul", "utf16"])
+def test_binary_log_is_refused_naming_the_file(tmp_path: Path, data: bytes) -> None:
+    log = tmp_path / "log.csv"
+    log.write_bytes(data)
+    with pytest.raises(CostnetError, match=f"log '{log}' is not (UTF-8 )?text"):
         read_log(log)
 
 
@@ -278,6 +294,9 @@ def test_bad_catalog(tmp_path: Path) -> None:
     path.write_text("links: {pcie: {bandwidth_gbs: 16}}\n"
                     "offerings: [{gpu: V100, counts: [1], price_per_gpu_hour: 1.0, link: nvlink}]\n")
     with pytest.raises(CostnetError, match="link 'nvlink'"):
+        load_offerings(path)
+    path.write_bytes(b"links: \xff\xfe")
+    with pytest.raises(CostnetError, match=f"gauge catalog '{path}' is not UTF-8 text"):
         load_offerings(path)
 
 

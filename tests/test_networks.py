@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import resource
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from costnet.networks.validate import repredict
 from costnet.networks.zoo import NETWORKS, build_network, example_input
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_main
 
 CONFIG_COLUMNS = ["op", "batch", "size", "channels_in", "channels_out", "kernel", "stride", "padding",
                   "in_features", "out_features", "features", "fn"]
@@ -113,6 +115,27 @@ def test_extracted_layers_build_to_their_shapes() -> None:
         with torch.no_grad():
             out = module.eval()(*inputs)
         assert out.numel() == math.prod(json.loads(row["out_shape"])), row["name"]
+
+
+@pytest.mark.parametrize("method", ["fx", "hooks"])
+@pytest.mark.parametrize("name", ["alexnet", "resnet18"])
+def test_meta_network_gives_the_same_layers(name: str, method: str) -> None:
+    module, _ = build_network(name)
+    real = extract_layers(module, example_input(name, 2), method)
+    with torch.device("meta"):
+        shapes_only, _ = build_network(name)
+        x = example_input(name, 2)
+    pd.testing.assert_frame_equal(extract_layers(shapes_only, x, method), real)
+
+
+def test_predict_at_a_huge_batch_allocates_no_batch(tmp_path: Path) -> None:
+    out = tmp_path / "alexnet.json"
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code, stderr = run_main("predict", "network=alexnet", "batch_size=1000000", "hardware=V100", f"out={out}")
+    assert code == 0, stderr
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_kib < 2**20  # < 1 GiB; the batch is 602 GB
+    result = json.loads(out.read_text())
+    assert result["batch_size"] == 1000000 and math.isfinite(result["batch_ms"]) and result["batch_ms"] > 0
 
 
 MATMUL_OPS = ("conv2d", "dense", "matmul", "attention")

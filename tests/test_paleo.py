@@ -332,6 +332,14 @@ def test_missing_key_and_unknown_net() -> None:
         load_net("resnet1001")
 
 
+@pytest.mark.parametrize("data", [bytes(range(256)), b'{"name": "x", "layers": {}}\x00'], ids=["bytes", "nul"])
+def test_binary_spec_is_refused_naming_the_file(tmp_path: Path, data: bytes) -> None:
+    spec = tmp_path / "net.json"
+    spec.write_bytes(data)
+    with pytest.raises(CostnetError, match=f"net spec '{spec}' is not (UTF-8 )?text"):
+        load_net(spec)
+
+
 # PALEO's device keys (paleo/device.py DEVICES) and M40 -> the registry entry, its peak GFLOP/s and GB/s.
 # K40 and K80 keep the registry's values (conf/hardware_catalog/K40.yaml, K80.yaml), not PALEO's 4290 and 5600/480.
 PALEO_DEVICES = {"TITAN_X": ("TitanX", 6144, 336.5), "K20": ("K20", 3520, 208), "K20X": ("K20X", 3935, 250),

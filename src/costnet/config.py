@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -43,3 +44,28 @@ def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def int_option(cfg: DictConfig, key: str, minimum: int = 1, optional: bool = False) -> int | None:
+    """``cfg.<key>`` as an int of at least ``minimum`` (None where ``optional`` and unset),
+    or a CostnetError naming the key and the value. Hydra reads ``1.28e6`` as a float: a
+    whole float counts."""
+    value = OmegaConf.select(cfg, key)
+    if value is None and optional:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < minimum):
+        kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+        raise CostnetError(f"{key} must be {kind}{' or null' if optional else ''}, got {value!r}")
+    return int(value)
+
+
+def float_option(cfg: DictConfig, key: str, optional: bool = False) -> float | None:
+    """``cfg.<key>`` as a finite positive float (None where ``optional`` and unset), or a
+    CostnetError naming the key and the value."""
+    value = OmegaConf.select(cfg, key)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CostnetError(f"{key} must be a positive number{' or null' if optional else ''}, got {value!r}")
+    return float(value)

@@ -14,6 +14,7 @@ from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data import load_dataset
 from costnet.data.info import info
+from costnet.data.store import ensure_writable
 from costnet.protocols.train import run_training, summary_table
 from costnet.tracking import quiet_lightning
 
@@ -30,6 +31,7 @@ def run_job(cfg: DictConfig) -> None:
     quiet_lightning()
     every = cfg.get("every") or {}
     out = Path(str(cfg.out))
+    ensure_writable(out)
     data = out / "data"
     out.mkdir(parents=True, exist_ok=True)
     trained: dict[str, pd.DataFrame] = {}

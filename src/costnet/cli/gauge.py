@@ -7,11 +7,14 @@ and cost of a job on every configuration of the gauge catalog, with the Pareto-o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from costnet.cli.common import path_list, run_hydra
+from costnet.config import float_option, int_option
+from costnet.data.store import ensure_writable
 from costnet.errors import CostnetError
 from costnet.gauge.offline import (
     Job,
@@ -43,13 +46,6 @@ def _required(cfg: DictConfig, *keys: str) -> None:
         raise CostnetError(f"mode={cfg.mode} needs {', '.join(f'{k}=...' for k in missing)}")
 
 
-def _integer(value: Any, name: str) -> int:
-    """``value`` as an int; Hydra reads 1.28e6 as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise CostnetError(f"{name} must be an integer, got {value!r}")
-    return int(value)
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds < 60 else str(timedelta(seconds=round(seconds)))
 
@@ -67,24 +63,32 @@ def _remaining_lines(est: Estimate, band: tuple[float, ...]) -> list[str]:
 
 def _network_step(cfg: DictConfig) -> JobStep:
     """The layer sum of ``cfg.network`` from the cost models ``cfg.model``."""
-    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", float(cfg.ppp), float(cfg.ppp),
-                      bool(cfg.compute_floor))
-    return network_step(str(cfg.network), path_list(cfg.model), setting, float(cfg.bytes_per_param))
+    ppp = float_option(cfg, "ppp")
+    setting = Setting(str(cfg.step), str(cfg.optimizer), "float32", ppp, ppp, bool(cfg.compute_floor))
+    return network_step(str(cfg.network), path_list(cfg.model), setting, float_option(cfg, "bytes_per_param"))
 
 
 def _speed_ratio(cfg: DictConfig) -> float | None:
     """speed_ratio=X as given, or the cost model's ratio of the network's step on device and target."""
     if cfg.target is None:
-        return None if cfg.speed_ratio is None else float(cfg.speed_ratio)
+        return float_option(cfg, "speed_ratio", optional=True)
     if cfg.speed_ratio is not None:
         raise CostnetError("give either speed_ratio=X or target=DEVICE, not both")
     _required(cfg, "network")
     step = _network_step(cfg).time_ms
-    batch = _integer(cfg.batch_size, "batch_size")
+    batch = int_option(cfg, "batch_size")
     here, there = step(str(cfg.hardware), batch), step(str(cfg.target), batch)
     print(f"predicted {cfg.network} step at batch {batch}: {here:.4g} ms on {cfg.hardware}, {there:.4g} ms on "
           f"{cfg.target}")
     return speed_ratio(here, there)
+
+
+def _band(value: Any) -> tuple[float, float]:
+    """``band=[low,high]``: two quantiles as numbers (their range is checked by the estimate)."""
+    items = list(value) if isinstance(value, ListConfig) else [value]
+    if len(items) != 2 or any(isinstance(q, bool) or not isinstance(q, (int, float)) for q in items):
+        raise CostnetError(f"band must be two quantiles, e.g. band=[0.1,0.9]; got {value!r}")
+    return float(items[0]), float(items[1])
 
 
 def _online(cfg: DictConfig) -> None:
@@ -93,14 +97,12 @@ def _online(cfg: DictConfig) -> None:
         raise CostnetError("mode=online needs one of total_steps=N or total_epochs=N")
     progress = read_log(str(cfg.log), cfg.time_column)
     if cfg.total_steps is not None:
-        total = _integer(cfg.total_steps, "total_steps")
+        total = int_option(cfg, "total_steps")
     else:
-        total = total_steps_of_epochs(progress, float(cfg.total_epochs), None if cfg.steps_per_epoch is None
-                                      else _integer(cfg.steps_per_epoch, "steps_per_epoch"))
-    band = tuple(float(q) for q in cfg.band)
-    if len(band) != 2:
-        raise CostnetError(f"band must be two quantiles, e.g. band=[0.1,0.9]; got {list(band)}")
-    est = estimate_remaining(progress, total, cfg.window, band)
+        total = total_steps_of_epochs(progress, float_option(cfg, "total_epochs"),
+                                      int_option(cfg, "steps_per_epoch", optional=True))
+    band = _band(cfg.band)
+    est = estimate_remaining(progress, total, int_option(cfg, "window"), band)
     lines = [(f"{'log':<16}{cfg.log}: {len(progress.steps)} records, steps {int(progress.steps[0])}.."
               f"{est.steps_done}"),
              (f"{'elapsed':<16}{_duration(est.elapsed_s)} at step {est.steps_done} of {est.total_steps} "
@@ -121,27 +123,28 @@ def _online(cfg: DictConfig) -> None:
 def _step_source(cfg: DictConfig, step: JobStep, batch: int) -> str:
     """Which model gives the step, in words."""
     if step.ops is None:
-        return f"roofline of the job's totals at ppp={float(cfg.ppp):g}"
+        return f"roofline of the job's totals at ppp={float_option(cfg, 'ppp'):g}"
     models = "cost models for " + ", ".join(step.ops) if step.ops else "no cost models"
     return (f"{cfg.network} ({step.params / 1e6:.1f} M parameters), batch {batch} per GPU: layer-sum of {models}; "
-            f"other layers analytical at ppp={float(cfg.ppp):g}")
+            f"other layers analytical at ppp={float_option(cfg, 'ppp'):g}")
 
 
 def _offline(cfg: DictConfig) -> None:
+    if cfg.out:
+        ensure_writable(Path(str(cfg.out)))
     if cfg.network is None:
         _required(cfg, "flops_per_sample", "bytes_per_sample", "params", "dataset_size", "epochs")
     else:
         _required(cfg, "dataset_size", "epochs")
     gpus = None if cfg.gpus is None else [cfg.gpus] if isinstance(cfg.gpus, str) else list(cfg.gpus)
     offerings = select_offerings(load_offerings(cfg.catalog), gpus)
-    job = Job(_integer(cfg.batch_size, "batch_size"), _integer(cfg.dataset_size, "dataset_size"),
-              float(cfg.epochs))
+    job = Job(int_option(cfg, "batch_size"), int_option(cfg, "dataset_size"), float_option(cfg, "epochs"))
     step = (_network_step(cfg) if cfg.network is not None else
-            totals_step(float(cfg.flops_per_sample), float(cfg.bytes_per_sample), float(cfg.params),
-                        float(cfg.bytes_per_param), float(cfg.ppp)))
+            totals_step(*(float_option(cfg, k) for k in ("flops_per_sample", "bytes_per_sample", "params",
+                                                          "bytes_per_param", "ppp"))))
     print(f"step time: {_step_source(cfg, step, job.batch_size)}")
     table = predict_configurations(step.time_ms, step.gradient_bytes, job, offerings, str(cfg.comm_scheme),
-                                   float(cfg.ppp_comm))
+                                   float_option(cfg, "ppp_comm"))
     front = pareto_front(table)
     print(f"{len(table)} configurations, {len(front)} Pareto-optimal (runtime and cost both minimal):")
     print(front[PARETO_COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))

@@ -10,6 +10,8 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig
 
 from costnet.cli.common import run_hydra
+from costnet.config import float_option, int_option
+from costnet.data.store import ensure_writable
 from costnet.errors import CostnetError
 from costnet.paleo.estimate import estimate, summary_text
 
@@ -22,9 +24,11 @@ def _workers(value: object) -> list[int]:
 
 
 def _task(cfg: DictConfig) -> None:
+    if cfg.out:
+        ensure_writable(Path(str(cfg.out)), file=True)
     result = estimate(str(cfg.net), str(cfg.device), str(cfg.link), _workers(cfg.workers), str(cfg.scaling),
-                      cfg.batch_size, float(cfg.ppp_comp), float(cfg.ppp_comm),
-                      None if cfg.ppp_memory is None else float(cfg.ppp_memory))
+                      int_option(cfg, "batch_size", optional=True), float_option(cfg, "ppp_comp"),
+                      float_option(cfg, "ppp_comm"), float_option(cfg, "ppp_memory", optional=True))
     print(summary_text(result))
     if cfg.layers:
         table = pd.DataFrame(result["layers"])
@@ -33,7 +37,6 @@ def _task(cfg: DictConfig) -> None:
             index=False, float_format=lambda v: f"{v:.4g}"))
     if cfg.out:
         path = Path(str(cfg.out))
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2))
         print(f"wrote {path}")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from costnet.cli.common import path_list, run_hydra
-from costnet.data.store import atomic_write_bytes
+from costnet.config import float_option, int_option
+from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
 from costnet.networks.extract import extract_layers
 from costnet.networks.zoo import build_network, example_input
@@ -17,16 +19,22 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 
 
 def _task(cfg: DictConfig) -> None:
-    module, _ = build_network(str(cfg.network))
-    layers = extract_layers(module, example_input(str(cfg.network), int(cfg.batch_size)), str(cfg.method))
+    batch_size, dataset_size = int_option(cfg, "batch_size"), int_option(cfg, "dataset_size")
+    top = int_option(cfg, "top", minimum=0)
+    if cfg.out:
+        ensure_writable(Path(str(cfg.out)), file=True)
+    with torch.device("meta"):  # shapes only: neither weights nor the batch are allocated
+        module, _ = build_network(str(cfg.network))
+        example = example_input(str(cfg.network), batch_size)
+    layers = extract_layers(module, example, str(cfg.method))
     hardware = hardware_features(str(cfg.hardware))
     models = load_models(path_list(cfg.model), str(cfg.hardware))
-    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem),
-                      bool(cfg.compute_floor))
+    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float_option(cfg, "ppp_comp"),
+                      float_option(cfg, "ppp_mem"), bool(cfg.compute_floor))
     table = layer_times(layers, models, hardware, setting)
-    total = network_time(table, int(cfg.batch_size), int(cfg.dataset_size))
+    total = network_time(table, batch_size, dataset_size)
     shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)
-    shown = shown.head(int(cfg.top)) if int(cfg.top) > 0 else shown
+    shown = shown.head(top) if top > 0 else shown
     print(shown[COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     uncovered = table[table["kind"] == "analytical"]
     if len(uncovered):
@@ -37,7 +45,7 @@ def _task(cfg: DictConfig) -> None:
           f"{100 * total.modeled_share:.1f} % of the time from trained models "
           f"({', '.join(sorted(models)) or 'none'})")
     if cfg.out:
-        result = {"network": str(cfg.network), "batch_size": int(cfg.batch_size), "hardware": str(cfg.hardware),
+        result = {"network": str(cfg.network), "batch_size": batch_size, "hardware": str(cfg.hardware),
                   "mode": str(cfg.mode), "batch_ms": total.batch_ms, "epoch_s": total.epoch_s,
                   "batches_per_epoch": total.batches_per_epoch, "modeled_share": total.modeled_share,
                   "layers": json.loads(table[COLUMNS + ["kind", "approx"]].to_json(orient="records"))}

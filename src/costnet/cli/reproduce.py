@@ -20,6 +20,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from costnet.cli.common import fail
+from costnet.data.store import ensure_writable
 from costnet.errors import CostnetError
 from costnet.reproduce.provenance import MissingInput, git_state
 from costnet.reproduce.registry import experiment_names, load_experiment, runner, settings
@@ -55,6 +57,10 @@ def run_one(name: str, quick: bool, out: Path) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    try:
+        ensure_writable(args.out)
+    except CostnetError as exc:
+        fail(str(exc))
     quiet_lightning()
     skipped: dict[str, str] = {}
     failed: dict[str, str] = {}

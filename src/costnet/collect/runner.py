@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from costnet.collect.memory import estimate_bytes
+from costnet.config import float_option, int_option
 from costnet.data.store import DatasetStore, ensure_writable
 from costnet.errors import CostnetError
 from costnet.hardware import fingerprint, software_versions
@@ -144,11 +145,11 @@ def collect(cfg: DictConfig) -> Summary:
     started = time.perf_counter()
     neighbours = Neighbours(float(cfg.others_warning), lambda line: tqdm.write(line, file=sys.stderr))
     out = Path(str(cfg.out)).expanduser()
-    if int(cfg.n) < 0:
-        raise CostnetError(f"n must be >= 0, got {cfg.n}")
+    n, seed = int_option(cfg, "n", minimum=0), int_option(cfg, "seed", minimum=0)
+    flush_every, flush_seconds = int_option(cfg, "flush_every"), float_option(cfg, "flush_seconds")
     ensure_writable(out)
     space = load_space(cfg.space)
-    plan = Plan(space, int(cfg.seed), dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
+    plan = Plan(space, seed, dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
     threads = int(cfg.threads) if cfg.threads else torch.get_num_threads()
@@ -158,7 +159,7 @@ def collect(cfg: DictConfig) -> Summary:
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))
     key = run_key(cfg, hardware["hardware_id"])
     store = DatasetStore(out, space.name, key)
-    common = {"run_key": key, "seed": int(cfg.seed), "device": str(device),
+    common = {"run_key": key, "seed": seed, "device": str(device),
               "hardware_id": hardware["hardware_id"], "threads": threads, **software_versions()}
     budget = float(cfg.memory_budget_gb) * 2**30
     make_optimizer = optimizer_factory(cfg.optimizers)
@@ -168,8 +169,8 @@ def collect(cfg: DictConfig) -> Summary:
         store.write_json(f"hardware/{hardware['hardware_id']}.json", hardware)
         store.write_json(f"runs/{key}.json", OmegaConf.to_container(cfg, resolve=True))
         done = store.finished()
-        todo = [i for i in range(int(cfg.n)) if i not in done]
-        summary = Summary(out, key, hardware["hardware_id"], int(cfg.n), len(done & set(range(int(cfg.n)))))
+        todo = [i for i in range(n) if i not in done]
+        summary = Summary(out, key, hardware["hardware_id"], n, len(done & set(range(n))))
         summary.startup_s = time.perf_counter() - started
         neighbours.check("while costnet-collect started")
         loop_start = time.perf_counter()
@@ -202,7 +203,7 @@ def collect(cfg: DictConfig) -> Summary:
                     kind = row["error"].split(":", 1)[0]
                     summary.error_kinds[kind] = summary.error_kinds.get(kind, 0) + 1
                     bar.set_postfix(failed=summary.errors + summary.skipped, refresh=False)
-                if len(buffer) >= int(cfg.flush_every) or time.monotonic() - last_flush >= float(cfg.flush_seconds):
+                if len(buffer) >= flush_every or time.monotonic() - last_flush >= flush_seconds:
                     flush()
         finally:
             bar.close()

@@ -14,6 +14,7 @@ nothing half-written; rows still in memory are simply collected again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -52,14 +53,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def ensure_writable(root: Path) -> None:
-    """Create ``root`` if needed and prove it writable, or stop naming it."""
+def ensure_writable(path: Path, file: bool = False) -> None:
+    """Create the directory ``path`` (with ``file``, the directory of the file ``path``) if
+    needed and prove it writable, or stop naming ``path``."""
+    root = path.parent if file else path
     try:
+        if file and path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if root.exists() and not root.is_dir():  # mkdir would say "File exists"
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=root):
             pass
     except OSError as exc:
-        raise CostnetError(f"output directory {str(root)!r} is not writable: {exc.strerror or exc}") from exc
+        raise CostnetError(f"output {'file' if file else 'directory'} {str(path)!r} is not writable: "
+                           f"{exc.strerror or exc}") from exc
 
 
 def shards(root: Path, run_key: str | None = None) -> list[Path]:

@@ -26,11 +26,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from matplotlib.figure import Figure
 
 from costnet import config
 from costnet.errors import CostnetError
+from costnet.files import read_text
 from costnet.hardware import load_catalog
 from costnet.nets.predictor import Predictor
 from costnet.networks.estimate import Setting, choose_models, hardware_features, layer_times
@@ -86,8 +88,8 @@ def load_offerings(path: str | Path | None = None) -> list[Offering]:
     """
     path = Path(path) if path else default_catalog_path()
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(read_text(path, "gauge catalog"))
+    except yaml.YAMLError as exc:
         raise CostnetError(f"gauge catalog {str(path)!r} cannot be read: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("links"), dict) \
             or not isinstance(data.get("offerings"), list) or not data["offerings"]:
@@ -164,14 +166,18 @@ def network_step_time(network: str, predictors: Iterable[Predictor], setting: Se
     trained on that GPU where one is given (else any model of the op, else PALEO's
     analytical time at ``setting``'s PPP). Layers are extracted once per batch size.
     """
-    module, _ = build_network(network)
+    meta = torch.device("meta")  # shapes only: neither weights nor batches are allocated
+    with meta:
+        module, _ = build_network(network)
     params = sum(p.numel() for p in module.parameters())
     found = list(predictors)
     layers: dict[int, pd.DataFrame] = {}
 
     def step_time_ms(gpu: str, per_gpu_batch: int) -> float:
         if per_gpu_batch not in layers:
-            layers[per_gpu_batch] = extract_layers(module, example_input(network, per_gpu_batch))
+            with meta:
+                example = example_input(network, per_gpu_batch)
+            layers[per_gpu_batch] = extract_layers(module, example)
         table = layer_times(layers[per_gpu_batch], choose_models(found, gpu), hardware_features(gpu), setting)
         return float(table["time_ms"].sum())
 

@@ -26,6 +26,7 @@ Logs read by :func:`read_log`:
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.errors import CostnetError
+from costnet.files import read_text
 
 TIME_COLUMNS: tuple[str, ...] = ("time", "timestamp", "created_at")
 # Numeric times above this are UNIX timestamps (1e9 s is 2001-09-09); smaller ones count seconds
@@ -96,15 +98,15 @@ def _time_column(columns: list[str], wanted: str | None, path: Path) -> str:
 
 
 def _seconds(values: pd.Series, column: str, path: Path) -> np.ndarray:
-    """Times as float seconds: numbers as they are, date-time strings as UNIX seconds."""
+    """Times as float seconds: numbers as they are, date-time strings as UNIX seconds; NaN
+    where a value is neither (the caller names its line)."""
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all():
+    if numeric.notna().any():
         return numeric.to_numpy(dtype=float)
-    try:
-        stamps = pd.to_datetime(values, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
+    stamps = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    if stamps.isna().all():
         raise CostnetError(f"log {str(path)!r}: column {column!r} holds values that are neither numbers nor "
-                           f"ISO date-times: {exc}") from exc
+                           f"ISO date-times, e.g. {str(values.iloc[0])!r}")
     return (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
 
 
@@ -114,16 +116,23 @@ def _non_monotonic(values: np.ndarray) -> int | None:
     return int(drops[0]) + 1 if drops.size else None
 
 
+def _refuse_bad_values(values: np.ndarray, raw: pd.Series, name: str, lines: np.ndarray, path: Path) -> None:
+    """Stop at the first value that is not a finite number >= 0, naming its line."""
+    bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+    if bad.size:
+        raise CostnetError(f"log {str(path)!r}: line {lines[bad[0]]}: {name} {str(raw.iloc[bad[0]])!r} is not a "
+                           "finite number >= 0")
+
+
 def read_log(path: str | Path, time_column: str | None = None) -> Progress:
     """The (step, time) records of a ``step,time`` CSV or a Lightning ``metrics.csv``."""
     path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError as exc:
-        raise CostnetError(f"log {str(path)!r} not found") from exc
+    text = read_text(path, "log")
+    try:  # only empty cells are missing: a written nan is a bad value, not a skipped row
+        frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError as exc:
         raise CostnetError(f"log {str(path)!r} is empty") from exc
-    except (OSError, pd.errors.ParserError) as exc:
+    except pd.errors.ParserError as exc:
         raise CostnetError(f"log {str(path)!r} cannot be read as CSV: {exc}") from exc
     columns = [str(c) for c in frame.columns]
     if "step" not in columns:
@@ -132,12 +141,11 @@ def read_log(path: str | Path, time_column: str | None = None) -> Progress:
     frame = frame[frame[column].notna() & frame["step"].notna()]
     if frame.empty:
         raise CostnetError(f"log {str(path)!r} has no rows with both a step and a {column!r}")
-    steps = pd.to_numeric(frame["step"], errors="coerce")
-    if steps.isna().any():
-        raise CostnetError(f"log {str(path)!r}: column 'step' holds non-numbers")
-    steps = steps.to_numpy(dtype=float)
-    times = _seconds(frame[column], column, path)
     lines = frame.index.to_numpy() + 2  # read_csv numbers data rows from 0; line 1 is the header
+    steps = pd.to_numeric(frame["step"], errors="coerce").to_numpy(dtype=float)
+    times = _seconds(frame[column], column, path)
+    _refuse_bad_values(steps, frame["step"], "step", lines, path)
+    _refuse_bad_values(times, frame[column], column, lines, path)
     for name, values in (("time", times), ("step", steps)):
         if (row := _non_monotonic(values)) is not None:
             raise CostnetError(f"log {str(path)!r}: non-monotonic {name} at line {lines[row]}: "

@@ -89,7 +89,8 @@ def build_network(name: str, source: str = "auto") -> tuple[nn.Module, tuple[int
 
 
 def example_input(name: str, batch_size: int) -> torch.Tensor:
-    """A random float batch for the network: [batch_size, *input_shape] (transformer: [batch, seq, d_model])."""
+    """A random float batch for the network: [batch_size, *input_shape] (transformer: [batch, seq, d_model]);
+    under ``torch.device("meta")`` its shape only, allocating nothing."""
     if batch_size < 1:
         raise CostnetError(f"batch_size must be at least 1, got {batch_size}")
     return torch.randn(batch_size, *_entry(name).input_shape)

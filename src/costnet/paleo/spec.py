@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from costnet.errors import CostnetError
+from costnet.files import read_text
 from costnet.paleo import layers as L
 from costnet.paleo.presets import Costs, load_costs, paleo_dir
 
@@ -79,7 +80,7 @@ def load_net(name_or_path: str | Path, batch: int | None = None, costs: Costs | 
     """Parse a PALEO net spec given as a path or a shipped name."""
     path = resolve_net(name_or_path)
     try:
-        spec = json.loads(path.read_text())
+        spec = json.loads(read_text(path, "net spec"))
     except json.JSONDecodeError as exc:
         raise CostnetError(f"net spec {str(path)!r} is not valid JSON: {exc}") from exc
     return parse_spec(spec, batch=batch, costs=costs, source=str(path))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from costnet.data.store import atomic_write_bytes
+from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.errors import CostnetError
 from costnet.nets.predictor import load_predictor
 from costnet.protocols.metrics import metrics_by
@@ -17,6 +17,9 @@ from costnet.sources import load_source, source
 
 def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
     """Per-device metrics of ``cfg.model`` on ``cfg.dataset``; writes the files asked for."""
+    for key in ("out", "predictions"):
+        if cfg.get(key):
+            ensure_writable(Path(str(cfg[key])), file=True)
     predictor = load_predictor(str(cfg.model))
     frame = load_source(cfg.dataset, predictor.op)
     if cfg.get("devices"):
@@ -27,12 +30,10 @@ def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
     table = metrics_by(frame, pred, ["device"])
     if cfg.get("out"):
         out = Path(str(cfg.out))
-        out.parent.mkdir(parents=True, exist_ok=True)
         scores = {str(r.pop("device")): r for r in table.to_dict("records")}
         atomic_write_bytes(out, json.dumps(scores, indent=2).encode())
     if cfg.get("predictions"):
         path = Path(str(cfg.predictions))
-        path.parent.mkdir(parents=True, exist_ok=True)
         original = source(cfg.dataset).original(cfg.dataset, predictor.op, frame)
         original.assign(predicted_ms=pred).to_parquet(path)
     return table
