@@ -13,9 +13,10 @@ from costnet.pipeline import run_job
 def test_main_job_prints_a_short_report(tmp_path: Path, capsys) -> None:
     cfg = compose("run", [f"out={tmp_path}"])
     cfg.collect = OmegaConf.create({"dense": ["space=dense", "n=60", "measure_peaks=false", "progress=false",
-                                              "timing.budget_s=0.01"]})
+                                              "timing.budget_s=0.01", "timing.retries=2"]})
     cfg.train = OmegaConf.create({"dense": ["op=dense", "protocol=per_device", "baselines=[linear_flops]",
-                                            "estimator.max_epochs=2", "tracking.wandb=disabled"]})
+                                            "estimator.max_epochs=2", "tracking.wandb=disabled",
+                                            "dataset.disturbed=keep"]})
     run_job(cfg)
     printed = capsys.readouterr().out
     lines = printed.splitlines()
