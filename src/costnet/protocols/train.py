@@ -18,10 +18,10 @@ from costnet.config import conf_dir
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
-from costnet.nets.estimators import Estimator, Monitor
+from costnet.nets.estimators import Estimator, Monitor, measured_times
 from costnet.nets.predictor import Predictor
 from costnet.protocols.folds import Fold, make_folds
-from costnet.protocols.metrics import metrics, metrics_by
+from costnet.protocols.metrics import metrics, metrics_by, scores_json
 from costnet.protocols.plots import scatter
 from costnet.protocols.runner import Fitted, fit_folds
 from costnet.sources import load_source
@@ -45,6 +45,7 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
         frame = frame[frame["device"].astype(str).isin(wanted)]
     if cfg.get("max_rows"):
         frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(int(cfg.max_rows))
+    measured_times(frame["time_median_ms"])  # a bad time stops the run here, not when its fold is scored
     return enrich(frame)
 
 
@@ -110,7 +111,7 @@ class Run:
             key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"
             nested.setdefault(key, {}).setdefault(r["fold"], {})[r["device"]] = {
                 k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
-        atomic_write_bytes(self.out / "metrics.json", json.dumps(nested, indent=2).encode())
+        atomic_write_bytes(self.out / "metrics.json", scores_json(nested))
         atomic_write_bytes(self.out / "manifest.json", json.dumps({"artifacts": self.manifest}, indent=2).encode())
         atomic_write_bytes(self.out / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True).encode())
         return table
