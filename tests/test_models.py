@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -268,3 +269,16 @@ def test_undefined_scores_are_null_in_metrics_json(tmp_path: Path, monkeypatch: 
 def test_evaluation_refuses_a_model_without_finite_predictions(bad: float) -> None:
     with pytest.raises(CostnetError, match=r"the model predicts no finite time for 1 of 40 rows \(e\.g\. (nan|inf) ms\)"):
         metrics_by(synthetic(40), np.r_[np.ones(39), bad], ["device"])
+
+
+def test_an_artifact_scores_rows_of_its_own_op_only(tmp_path: Path) -> None:
+    rows = synthetic(50)
+    model = load_predictor(Predictor(LinearFlops().fit(rows, rows), {"op": "dense"}).save(tmp_path / "m.pt"))
+    conv = rows.assign(op="conv2d", size=8, kernel=3, channels_in=4, channels_out=4, stride=1, padding="same",
+                       groups=1).iloc[:7]
+    with pytest.raises(CostnetError, match=re.escape("this model predicts dense layers only; 7 of 57 rows are of op "
+                                                     "['conv2d']")):
+        model.predict(pd.concat([rows, conv]))
+    with pytest.raises(CostnetError, match="the rows have no op column"):
+        model.predict(rows.drop(columns="op"))
+    assert len(model.predict(rows)) == 50
