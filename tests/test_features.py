@@ -15,6 +15,7 @@ from costnet.errors import CostnetError
 from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
+from costnet.networks.estimate import Setting
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
 from tests.conftest import JUSTUS, needs_justus
@@ -246,3 +247,14 @@ def test_a_parameter_of_the_rows_own_op_is_never_read_as_zero(rows: pd.DataFrame
     with pytest.raises(CostnetError, match=re.escape(message)):
         fitted.transform(rows)
     assert fitted.transform(DENSE)[:, 1].tolist() == fitted.transform(DENSE.assign(kernel=None))[:, 1].tolist()
+
+
+def test_an_unknown_dtype_is_an_error_wherever_one_is_read() -> None:
+    """Not 4 bytes per element, as an unknown dtype used to count."""
+    message = re.escape("unknown dtype 'int3': choose from ['float32', 'float64', 'float16', 'bfloat16']")
+    rows = pd.DataFrame([{**CASES[4], "mode": "forward", "optimizer": "none", "dtype": "int3"}])
+    with pytest.raises(CostnetError, match=message):
+        analytical_features(rows)  # the features of rows (costnet-train, costnet-evaluate)
+    with pytest.raises(CostnetError, match=message):
+        Setting(dtype="int3")  # costnet-predict's dtype
+    assert analytical_features(rows.assign(dtype="float16"))["bytes_in"].item() == 2 * 5 * 33

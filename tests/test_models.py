@@ -29,7 +29,7 @@ from costnet.protocols import evaluate as evaluate_module
 from costnet.protocols import train as train_module
 from costnet.protocols.evaluate import run_evaluation
 from costnet.protocols.metrics import metrics, metrics_by
-from costnet.protocols.train import run_training
+from costnet.protocols.train import load_rows, run_training
 
 FEATURES = FeatureSet("t", ("batch", "in_features", "out_features", "flops", "bytes"), ("device", "mode"))
 DEVICES = {"fast": (1000.0, 100.0), "slow": (250.0, 25.0)}  # peak GFLOP/s, bandwidth GB/s
@@ -282,3 +282,11 @@ def test_an_artifact_scores_rows_of_its_own_op_only(tmp_path: Path) -> None:
     with pytest.raises(CostnetError, match="the rows have no op column"):
         model.predict(rows.drop(columns="op"))
     assert len(model.predict(rows)) == 50
+
+
+@pytest.mark.parametrize("max_rows", [0, -5, "all"])
+def test_max_rows_is_null_or_a_positive_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_rows: Any) -> None:
+    """max_rows=0 used to mean no limit and max_rows=-5 to drop five rows of each device."""
+    cfg = tiny_training(tmp_path, monkeypatch, synthetic(100), f"max_rows={max_rows}")
+    with pytest.raises(CostnetError, match=re.escape(f"max_rows must be null or a positive integer, got {max_rows!r}")):
+        load_rows(cfg)

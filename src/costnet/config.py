@@ -1,9 +1,11 @@
-"""Where costnet's Hydra configs live, and composing them outside a CLI."""
+"""Where costnet's Hydra configs live, composing them outside a CLI, and checking their values."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -43,3 +45,16 @@ def compose(config_name: str, overrides: list[str] | None = None) -> DictConfig:
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def positive(cfg: Mapping[str, Any], key: str, integer: bool = True, optional: bool = True) -> int | float | None:
+    """``cfg[key]``: a positive int (any positive number where not ``integer``), or null where
+    ``optional``; anything else (0, a negative number, a string) stops with an error naming it."""
+    value = cfg.get(key)
+    if value is None and optional:
+        return None
+    kinds = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        raise CostnetError(f"{key} must be {'null or ' if optional else ''}a positive "
+                           f"{'integer' if integer else 'number'}, got {value!r}")
+    return value

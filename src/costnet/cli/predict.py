@@ -17,12 +17,12 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 
 
 def _task(cfg: DictConfig) -> None:
+    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem),
+                      bool(cfg.compute_floor))
     module, _ = build_network(str(cfg.network))
     layers = extract_layers(module, example_input(str(cfg.network), int(cfg.batch_size)), str(cfg.method))
     hardware = hardware_features(str(cfg.hardware))
     models = load_models(path_list(cfg.model), str(cfg.hardware))
-    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float(cfg.ppp_comp), float(cfg.ppp_mem),
-                      bool(cfg.compute_floor))
     table = layer_times(layers, models, hardware, setting)
     total = network_time(table, int(cfg.batch_size), int(cfg.dataset_size))
     shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from costnet.collect.memory import estimate_bytes
+from costnet.config import positive
 from costnet.data.store import DatasetStore, ensure_writable
 from costnet.errors import CostnetError
 from costnet.hardware import fingerprint, software_versions
@@ -119,21 +120,19 @@ def collect(cfg: DictConfig) -> Summary:
     out = Path(str(cfg.out)).expanduser()
     if int(cfg.n) < 0:
         raise CostnetError(f"n must be >= 0, got {cfg.n}")
+    threads = positive(cfg, "threads") or torch.get_num_threads()
+    budget = positive(cfg, "memory_budget_gb", integer=False, optional=False) * 2**30
     ensure_writable(out)
     space = load_space(cfg.space)
     plan = Plan(space, int(cfg.seed), dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
-    threads = int(cfg.threads) if cfg.threads else torch.get_num_threads()
-    if threads < 1:
-        raise CostnetError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))
     key = run_key(cfg, hardware["hardware_id"])
     store = DatasetStore(out, space.name, key)
     common = {"run_key": key, "seed": int(cfg.seed), "device": str(device),
               "hardware_id": hardware["hardware_id"], "threads": threads, **software_versions()}
-    budget = float(cfg.memory_budget_gb) * 2**30
     make_optimizer = optimizer_factory(cfg.optimizers)
     clock = clock_for(device)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.config import conf_dir
+from costnet.config import conf_dir, positive
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
@@ -43,8 +43,8 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
         if missing := sorted(set(wanted) - set(frame["device"].astype(str))):
             raise CostnetError(f"devices {missing} not in the dataset, which has {sorted(frame['device'].unique())}")
         frame = frame[frame["device"].astype(str).isin(wanted)]
-    if cfg.get("max_rows"):
-        frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(int(cfg.max_rows))
+    if max_rows := positive(cfg, "max_rows"):
+        frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(max_rows)
     measured_times(frame["time_median_ms"])  # a bad time stops the run here, not when its fold is scored
     return enrich(frame)
 
