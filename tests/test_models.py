@@ -290,3 +290,38 @@ def test_max_rows_is_null_or_a_positive_count(tmp_path: Path, monkeypatch: pytes
     cfg = tiny_training(tmp_path, monkeypatch, synthetic(100), f"max_rows={max_rows}")
     with pytest.raises(CostnetError, match=re.escape(f"max_rows must be null or a positive integer, got {max_rows!r}")):
         load_rows(cfg)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_that_fails_leaves_the_previous_run_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100)))
+    before = files(tmp_path / "run")
+    assert {"manifest.json", "metrics.json", "artifacts/fast-linear_flops.pt"} <= set(before)
+    save = Predictor.save
+
+    def save_then_fail(self: Predictor, path: Path) -> Path:
+        save(self, path)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Predictor, "save", save_then_fail)
+    with pytest.raises(OSError, match="disk full"):  # after the rerun's first artifact
+        run_training(tiny_training(tmp_path, monkeypatch, synthetic(100, seed=1)))
+    assert files(tmp_path / "run") == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging directory left behind
+
+
+def test_a_rerun_replaces_a_run_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100)))
+    (tmp_path / "run" / "stale.txt").write_text("from an older run")
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100, seed=1)))
+    assert not (tmp_path / "run" / "stale.txt").exists() and (tmp_path / "run" / "manifest.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    with pytest.raises(CostnetError, match=re.escape(f"{str(mine)!r} exists and holds no manifest.json of an "
+                                                     "earlier run: remove it or write elsewhere")):
+        run_training(tiny_training(tmp_path, monkeypatch, synthetic(100), f"out={mine}"))
+    assert files(mine) == {"notes.txt": b"not a run"}

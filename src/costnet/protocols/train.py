@@ -15,7 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from costnet.config import conf_dir, positive
-from costnet.data.store import atomic_write_bytes, ensure_writable
+from costnet.data.store import atomic_write_bytes, staged_dir
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
 from costnet.nets.estimators import Estimator, Monitor, measured_times
@@ -63,8 +63,8 @@ def baseline_configs(names: list[str]) -> dict[str, dict[str, Any]]:
 class Run:
     """Bookkeeping of one costnet-train run: metrics rows, manifest entries, files."""
 
-    def __init__(self, cfg: DictConfig, op: str) -> None:
-        self.cfg, self.op, self.out = cfg, op, Path(str(cfg.out))
+    def __init__(self, cfg: DictConfig, op: str, out: Path) -> None:
+        self.cfg, self.op, self.out = cfg, op, out
         self.rows: list[dict[str, Any]] = []
         self.manifest: list[dict[str, Any]] = []
         self.predictions: list[pd.DataFrame] = []
@@ -140,15 +140,23 @@ def few_shot(run: Run, fitted: Fitted, save: bool) -> None:
 
 
 def run_training(cfg: DictConfig) -> pd.DataFrame:
-    """Fit and score every fold of the configured protocol; returns the metrics table."""
-    out = Path(str(cfg.out))
-    ensure_writable(out)
+    """Fit and score every fold of the configured protocol; returns the metrics table.
+
+    The run is written beside ``cfg.out`` and moved there whole once complete
+    (:func:`staged_dir`): a run that fails leaves an earlier run at ``cfg.out`` as it was.
+    """
+    with staged_dir(Path(str(cfg.out)), "manifest.json") as out:
+        return fit_and_score(cfg, out)
+
+
+def fit_and_score(cfg: DictConfig, out: Path) -> pd.DataFrame:
+    """:func:`run_training`'s work, writing every file (loggers' included) under ``out``."""
     frame = load_rows(cfg)
     op = str(frame["op"].iloc[0])
     primary = model_name(cfg.estimator)
     models = {primary: OmegaConf.to_container(cfg.estimator, resolve=True)}
     models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
-    run = Run(cfg, op)
+    run = Run(cfg, op, out)
 
     def watch(_: int, fold: Fold, name: str) -> Monitor:  # MLPs log their training curves
         return Monitor(make_loggers(cfg.tracking, out, f"{fold.name}-{name}", group=f"{cfg.protocol.name}-{op}",
