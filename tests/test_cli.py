@@ -21,7 +21,7 @@ def test_typed_options() -> None:
                            (True, "got True"), (None, "got None"), (float("inf"), "got inf")]:
         with pytest.raises(CostnetError, match=message):
             int_option(OmegaConf.create({"n": value}), "n")
-    with pytest.raises(CostnetError, match="n must be a non-negative integer or null, got -1"):
+    with pytest.raises(CostnetError, match="n must be null or a non-negative integer, got -1"):
         int_option(OmegaConf.create({"n": -1}), "n", minimum=0, optional=True)
     for value in ("abc", 0, -1.0, float("nan"), float("inf"), False):
         with pytest.raises(CostnetError, match=f"ppp must be a positive number, got {value!r}"):
@@ -50,7 +50,7 @@ OFFLINE = ["mode=offline", "flops_per_sample=1e9", "bytes_per_sample=1e8", "para
     ("gauge", ["mode=online", "total_steps=100", "window=abc"], "window must be a positive integer, got 'abc'"),
     ("gauge", ["mode=online", "total_steps=100", "band=abc"], "band must be two quantiles, e.g. band=[0.1,0.9]; got 'abc'"),
     ("paleo", ["ppp_comp=abc"], "ppp_comp must be a positive number, got 'abc'"),
-    ("paleo", ["batch_size=abc"], "batch_size must be a positive integer or null, got 'abc'"),
+    ("paleo", ["batch_size=abc"], "batch_size must be null or a positive integer, got 'abc'"),
 ])
 def test_bad_number_is_one_line(tmp_path: Path, log: Path, command: str, args: list[str], message: str) -> None:
     extra = [f"out={tmp_path / 'out'}"] if command == "collect" else [f"log={log}"] if "mode=online" in args else []

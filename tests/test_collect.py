@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data import load_dataset
 from costnet.data.info import info
+from costnet.errors import CostnetError
 from tests.conftest import FAST, TINY_DENSE
 
 
@@ -131,3 +133,16 @@ def test_use_optimizers_restricts_the_draws(tmp_path: Path) -> None:
     assert set(load_dataset(tmp_path)["optimizer"]) == {"sgd"}
     with pytest.raises(Exception, match="lamb"):
         run(tmp_path / "bad", "n=1", "use_optimizers=[lamb]")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("threads=0", "threads must be null or a positive integer, got 0"),
+    ("threads=2.5", "threads must be null or a positive integer, got 2.5"),
+    ("memory_budget_gb=-1", "memory_budget_gb must be a positive number, got -1"),
+    ("memory_budget_gb=null", "memory_budget_gb must be a positive number, got None"),
+    ("dtypes=[float32,int3]", "unknown dtype 'int3': choose from ['float32', 'float64', 'float16', 'bfloat16']"),
+])
+def test_bad_collect_settings_stop_before_anything_is_timed(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(CostnetError, match=re.escape(message)):
+        run(tmp_path / "data", "n=2", override)
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").glob("*.parquet"))

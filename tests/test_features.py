@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from costnet.errors import CostnetError
 from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
+from costnet.networks.estimate import Setting
 from costnet.ops import get_op
 from costnet.timing.workload import materialize
 from tests.conftest import JUSTUS, needs_justus
@@ -116,7 +119,8 @@ def test_transform_is_fitted_on_training_rows_only() -> None:
     assert x_other[1, 1:].tolist() == [1, 0]
     restored = FeatureTransform.from_state(t.state())
     assert np.array_equal(restored.transform(other), x_other)
-    mixed = pd.DataFrame({"batch": [1, 2, 3], "padding": ["same", None, "valid"]})  # dense rows lack padding
+    mixed = pd.DataFrame({"op": ["conv2d", "dense", "conv2d"], "batch": [1, 2, 3],
+                          "padding": ["same", None, "valid"]})  # dense rows lack padding
     codes = FeatureTransform(FeatureSet("m", ("batch",), ("padding",))).fit(mixed).transform(mixed)
     assert codes[:, 1:].sum(axis=1).tolist() == [1, 1, 1]
 
@@ -222,3 +226,35 @@ def test_every_feature_set_fits_justus_rows(name: str) -> None:
     for width in widths:  # every row in exactly one category of each column
         assert (x[:, start:start + width].sum(axis=1) == 1).all()
         start += width
+
+
+CONV = pd.DataFrame({"op": "conv2d", "batch": [1, 2, 3], "size": 8, "kernel": 3, "channels_in": 4,
+                     "channels_out": 4, "stride": 1, "padding": "same"})
+DENSE = pd.DataFrame({"op": "dense", "batch": [4, 5], "in_features": [6, 7], "out_features": 8})
+MIXED = FeatureSet("mixed", ("batch", "kernel", "in_features"), ("padding",))
+
+
+@pytest.mark.parametrize("rows, message", [
+    (CONV.drop(columns="kernel"), "column 'kernel' is missing in 3 of 3 rows whose op has that parameter (op 'conv2d')"),
+    (pd.concat([CONV.assign(kernel=[3, None, 3]), DENSE]), "column 'kernel' is null in 1 of 5 rows"),
+    (pd.concat([CONV.drop(columns="padding"), DENSE]), "column 'padding' is missing in 3 of 5 rows"),
+    (DENSE.drop(columns="in_features"), "column 'in_features' is missing in 2 of 2 rows"),
+])
+def test_a_parameter_of_the_rows_own_op_is_never_read_as_zero(rows: pd.DataFrame, message: str) -> None:
+    with pytest.raises(CostnetError, match=re.escape(f"features 'mixed': {message}")):
+        FeatureTransform(MIXED).fit(rows)
+    fitted = FeatureTransform(MIXED).fit(pd.concat([CONV, DENSE]))  # other ops' columns may be absent or null
+    with pytest.raises(CostnetError, match=re.escape(message)):
+        fitted.transform(rows)
+    assert fitted.transform(DENSE)[:, 1].tolist() == fitted.transform(DENSE.assign(kernel=None))[:, 1].tolist()
+
+
+def test_an_unknown_dtype_is_an_error_wherever_one_is_read() -> None:
+    """Not 4 bytes per element, as an unknown dtype used to count."""
+    message = re.escape("unknown dtype 'int3': choose from ['float32', 'float64', 'float16', 'bfloat16']")
+    rows = pd.DataFrame([{**CASES[4], "mode": "forward", "optimizer": "none", "dtype": "int3"}])
+    with pytest.raises(CostnetError, match=message):
+        analytical_features(rows)  # the features of rows (costnet-train, costnet-evaluate)
+    with pytest.raises(CostnetError, match=message):
+        Setting(dtype="int3")  # costnet-predict's dtype
+    assert analytical_features(rows.assign(dtype="float16"))["bytes_in"].item() == 2 * 5 * 33

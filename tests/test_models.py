@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,16 +15,22 @@ import pandas as pd
 import pytest
 import torch
 from lightning.pytorch import Callback
+from omegaconf import DictConfig
 from sklearn.model_selection import KFold
 from sklearn.tree import DecisionTreeRegressor
 
+from costnet.config import compose
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
 from costnet.nets.estimators import LinearFlops, MLPEstimator, Monitor, Paleo, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.protocols.folds import make_folds
-from costnet.protocols.metrics import metrics
+from costnet.protocols import evaluate as evaluate_module
+from costnet.protocols import train as train_module
+from costnet.protocols.evaluate import run_evaluation
+from costnet.protocols.metrics import metrics, metrics_by
+from costnet.protocols.train import load_rows, run_training
 
 FEATURES = FeatureSet("t", ("batch", "in_features", "out_features", "flops", "bytes"), ("device", "mode"))
 DEVICES = {"fast": (1000.0, 100.0), "slow": (250.0, 25.0)}  # peak GFLOP/s, bandwidth GB/s
@@ -212,3 +219,114 @@ def test_training_refuses_times_that_are_not_positive_and_finite(bad: float) -> 
     train.loc[train.index[7], "time_median_ms"] = bad
     with pytest.raises(CostnetError, match=r"time_median_ms must be positive and finite.*: 1 of \d+ rows"):
         LinearFlops().fit(train, train)
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: NaN and Infinity are not numbers."""
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def tiny_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: pd.DataFrame, *overrides: str) -> DictConfig:
+    """costnet-train's config for a linear_flops run on ``rows`` (served as the dataset) into tmp_path/run."""
+    monkeypatch.setattr(train_module, "load_source", lambda cfg, op: rows)
+    return compose("train", ["op=dense", "estimator=linear_flops", "baselines=[]", "plots=false",
+                             "tracking.wandb=disabled", f"out={tmp_path / 'run'}", *overrides])
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf])
+def test_scores_refuse_test_rows_whose_time_is_not_positive_and_finite(bad: float) -> None:
+    test = synthetic(40)
+    test.loc[test.index[3], "time_median_ms"] = bad
+    with pytest.raises(CostnetError, match=r"time_median_ms must be positive and finite for every row: 1 of \d+ rows"):
+        metrics_by(test, np.ones(len(test)), ["device"])
+
+
+def test_training_refuses_a_bad_time_before_fitting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = synthetic(100)
+    rows.loc[rows.index[5], "time_median_ms"] = 0.0  # whichever fold it falls in
+    fitted = []
+    monkeypatch.setattr(LinearFlops, "fit", lambda self, *a: fitted.append(1))
+    with pytest.raises(CostnetError, match=r"time_median_ms must be positive and finite for every row: 1 of 100 rows "
+                                           r"are not \(e\.g\. 0\.0\)"):
+        run_training(tiny_training(tmp_path, monkeypatch, rows))
+    assert not fitted
+
+
+def test_undefined_scores_are_null_in_metrics_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One test row per device: its R^2 and Spearman's rho are undefined, null in costnet-train's
+    and costnet-evaluate's JSON, never NaN."""
+    rows = synthetic(100)
+    run_training(tiny_training(tmp_path, monkeypatch, rows, "max_rows=10"))
+    scores = strict_json((tmp_path / "run" / "metrics.json").read_text())["linear_flops"]
+    assert {fold: (s[fold]["n"], s[fold]["r2"], s[fold]["spearman"]) for fold, s in scores.items()} == {
+        "fast": (1, None, None), "slow": (1, None, None)}
+
+    artifact = tmp_path / "run" / "artifacts" / "fast-linear_flops.pt"
+    monkeypatch.setattr(evaluate_module, "load_source", lambda cfg, op: rows.iloc[:1])
+    run_evaluation(compose("evaluate", [f"model={artifact}", f"out={tmp_path / 'scores.json'}"]))
+    one = strict_json((tmp_path / "scores.json").read_text())
+    assert list(one.values())[0]["r2"] is None
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_evaluation_refuses_a_model_without_finite_predictions(bad: float) -> None:
+    with pytest.raises(CostnetError, match=r"the model predicts no finite time for 1 of 40 rows \(e\.g\. (nan|inf) ms\)"):
+        metrics_by(synthetic(40), np.r_[np.ones(39), bad], ["device"])
+
+
+def test_an_artifact_scores_rows_of_its_own_op_only(tmp_path: Path) -> None:
+    rows = synthetic(50)
+    model = load_predictor(Predictor(LinearFlops().fit(rows, rows), {"op": "dense"}).save(tmp_path / "m.pt"))
+    conv = rows.assign(op="conv2d", size=8, kernel=3, channels_in=4, channels_out=4, stride=1, padding="same",
+                       groups=1).iloc[:7]
+    with pytest.raises(CostnetError, match=re.escape("this model predicts dense layers only; 7 of 57 rows are of op "
+                                                     "['conv2d']")):
+        model.predict(pd.concat([rows, conv]))
+    with pytest.raises(CostnetError, match="the rows have no op column"):
+        model.predict(rows.drop(columns="op"))
+    assert len(model.predict(rows)) == 50
+
+
+@pytest.mark.parametrize("max_rows", [0, -5, "all"])
+def test_max_rows_is_null_or_a_positive_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_rows: Any) -> None:
+    """max_rows=0 used to mean no limit and max_rows=-5 to drop five rows of each device."""
+    cfg = tiny_training(tmp_path, monkeypatch, synthetic(100), f"max_rows={max_rows}")
+    with pytest.raises(CostnetError, match=re.escape(f"max_rows must be null or a positive integer, got {max_rows!r}")):
+        load_rows(cfg)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_that_fails_leaves_the_previous_run_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100)))
+    before = files(tmp_path / "run")
+    assert {"manifest.json", "metrics.json", "artifacts/fast-linear_flops.pt"} <= set(before)
+    save = Predictor.save
+
+    def save_then_fail(self: Predictor, path: Path) -> Path:
+        save(self, path)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Predictor, "save", save_then_fail)
+    with pytest.raises(OSError, match="disk full"):  # after the rerun's first artifact
+        run_training(tiny_training(tmp_path, monkeypatch, synthetic(100, seed=1)))
+    assert files(tmp_path / "run") == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging directory left behind
+
+
+def test_a_rerun_replaces_a_run_and_nothing_else(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100)))
+    (tmp_path / "run" / "stale.txt").write_text("from an older run")
+    run_training(tiny_training(tmp_path, monkeypatch, synthetic(100, seed=1)))
+    assert not (tmp_path / "run" / "stale.txt").exists() and (tmp_path / "run" / "manifest.json").is_file()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    with pytest.raises(CostnetError, match=re.escape(f"{str(mine)!r} exists and holds no manifest.json of an "
+                                                     "earlier run: remove it or write elsewhere")):
+        run_training(tiny_training(tmp_path, monkeypatch, synthetic(100), f"out={mine}"))
+    assert files(mine) == {"notes.txt": b"not a run"}

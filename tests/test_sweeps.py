@@ -260,3 +260,20 @@ def test_bad_sweep_config_is_one_clear_error(tmp_path: Path, override: str, mess
     with pytest.raises(CostnetError) as err:
         run_sweep(cfg)
     assert message in str(err.value)
+
+
+def test_a_journal_whose_last_record_a_crash_cut_short_is_repaired(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    journal = str(tmp_path / "study.log")
+    study = optuna.create_study(study_name="test", storage=open_storage(journal))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=3)
+    text = Path(journal).read_bytes()
+    record = text.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    Path(journal).write_bytes(text[:len(text) - len(record) - 1 + len(record) // 2])  # a crash mid-record
+    study = optuna.load_study(study_name="test", storage=open_storage(journal))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=1)  # appends after the cut
+    assert len(trials(journal)) == 4  # the journal reads again
+    assert (f"costnet: warning: study journal {journal!r}: dropped its last record, {len(record) // 2} bytes a "
+            "crash cut short") in capsys.readouterr().err
+    open_storage(journal)
+    assert "warning" not in capsys.readouterr().err  # a whole journal is left as it is

@@ -1,10 +1,12 @@
-"""Where costnet's Hydra configs live, and composing them outside a CLI."""
+"""Where costnet's Hydra configs live, composing them outside a CLI, and checking their values."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -56,7 +58,7 @@ def int_option(cfg: DictConfig, key: str, minimum: int = 1, optional: bool = Fal
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
             or value != int(value) or value < minimum):
         kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-        raise CostnetError(f"{key} must be {kind}{' or null' if optional else ''}, got {value!r}")
+        raise CostnetError(f"{key} must be {'null or ' if optional else ''}{kind}, got {value!r}")
     return int(value)
 
 
@@ -67,5 +69,5 @@ def float_option(cfg: DictConfig, key: str, optional: bool = False) -> float | N
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise CostnetError(f"{key} must be a positive number{' or null' if optional else ''}, got {value!r}")
+        raise CostnetError(f"{key} must be {'null or ' if optional else ''}a positive number, got {value!r}")
     return float(value)

@@ -19,6 +19,8 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 
 
 def _task(cfg: DictConfig) -> None:
+    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float_option(cfg, "ppp_comp"),
+                      float_option(cfg, "ppp_mem"), bool(cfg.compute_floor))
     batch_size, dataset_size = int_option(cfg, "batch_size"), int_option(cfg, "dataset_size")
     top = int_option(cfg, "top", minimum=0)
     if cfg.out:
@@ -29,8 +31,6 @@ def _task(cfg: DictConfig) -> None:
     layers = extract_layers(module, example, str(cfg.method))
     hardware = hardware_features(str(cfg.hardware))
     models = load_models(path_list(cfg.model), str(cfg.hardware))
-    setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float_option(cfg, "ppp_comp"),
-                      float_option(cfg, "ppp_mem"), bool(cfg.compute_floor))
     table = layer_times(layers, models, hardware, setting)
     total = network_time(table, batch_size, dataset_size)
     shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)

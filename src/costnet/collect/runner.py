@@ -147,21 +147,19 @@ def collect(cfg: DictConfig) -> Summary:
     out = Path(str(cfg.out)).expanduser()
     n, seed = int_option(cfg, "n", minimum=0), int_option(cfg, "seed", minimum=0)
     flush_every, flush_seconds = int_option(cfg, "flush_every"), float_option(cfg, "flush_seconds")
+    threads = int_option(cfg, "threads", optional=True) or torch.get_num_threads()
+    budget = float_option(cfg, "memory_budget_gb") * 2**30
     ensure_writable(out)
     space = load_space(cfg.space)
     plan = Plan(space, seed, dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
-    threads = int(cfg.threads) if cfg.threads else torch.get_num_threads()
-    if threads < 1:
-        raise CostnetError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))
     key = run_key(cfg, hardware["hardware_id"])
     store = DatasetStore(out, space.name, key)
     common = {"run_key": key, "seed": seed, "device": str(device),
               "hardware_id": hardware["hardware_id"], "threads": threads, **software_versions()}
-    budget = float(cfg.memory_budget_gb) * 2**30
     make_optimizer = optimizer_factory(cfg.optimizers)
     clock = clock_for(device)
 

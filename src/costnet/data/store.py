@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -68,6 +69,32 @@ def ensure_writable(path: Path, file: bool = False) -> None:
     except OSError as exc:
         raise CostnetError(f"output {'file' if file else 'directory'} {str(path)!r} is not writable: "
                            f"{exc.strerror or exc}") from exc
+
+
+@contextlib.contextmanager
+def staged_dir(target: Path, marker: str) -> Iterator[Path]:
+    """A fresh directory beside ``target`` to write a result into, which replaces ``target``
+    (only then removing a previous result there) when the block ends; on any failure it is
+    removed and ``target`` is left as it was. ``target`` may be absent, empty or a previous
+    result (a directory holding ``marker``); anything else is refused, never replaced. A
+    process killed outright leaves ``.<name>.staging-<pid>`` beside ``target``."""
+    if target.exists() and not (target / marker).is_file() and (not target.is_dir() or any(target.iterdir())):
+        raise CostnetError(f"{str(target)!r} exists and holds no {marker} of an earlier run: "
+                           "remove it or write elsewhere")
+    ensure_writable(target.parent)
+    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)  # an earlier process's, with the same pid
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def shards(root: Path, run_key: str | None = None) -> list[Path]:

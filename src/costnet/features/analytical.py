@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.ops import get_op
-from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS
+from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS, check_dtypes
 from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
@@ -42,6 +42,14 @@ def _per_row(value: np.ndarray | float, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=float), (n,))
 
 
+def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
+    """Each row's dtype width; rows without a dtype are float32's (4 bytes), an unknown dtype is an error."""
+    if "dtype" not in rows:
+        return DTYPE_BYTES["float32"]
+    check_dtypes(rows["dtype"].dropna().unique())
+    return rows["dtype"].map(DTYPE_BYTES).fillna(DTYPE_BYTES["float32"]).to_numpy()
+
+
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``ANALYTICAL_FEATURES`` for every row of ``frame``."""
     out = pd.DataFrame(index=frame.index, columns=list(ANALYTICAL_FEATURES), dtype=float)
@@ -53,7 +61,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         input_grad = rows["input_grad"].astype(float).to_numpy() if "input_grad" in rows else np.zeros(n)
         input_grad = input_grad * q.differentiable
         optimizer = rows["optimizer"].fillna("none")
-        width = rows["dtype"].map(DTYPE_BYTES).fillna(4).to_numpy() if "dtype" in rows else 4
+        width = _bytes_per_element(rows)
         has_params = (params > 0).astype(float)
         # backward: weight gradient (if weights) + input gradients (if asked; two products for
         # matmul and attention, whose inputs are both operands) + elementwise gradients

@@ -20,6 +20,7 @@ import pandas as pd
 from costnet.data.schema import CONFIG
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features, roofline_features
+from costnet.ops import get_op
 
 
 def enrich(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,12 +70,26 @@ class FeatureTransform:
     std: dict[str, float] = field(default_factory=dict)
     categories: dict[str, list[str]] = field(default_factory=dict)
 
+    def _check_parameters(self, frame: pd.DataFrame) -> None:
+        """Stop at rows that lack a parameter of their own op: a config column may be absent
+        or null only in rows of ops without that parameter (e.g. kernel in the dense rows of a
+        frame that mixes ops), which read it as 0 (numeric) or "n/a" (categorical)."""
+        ops = frame["op"].astype(str) if "op" in frame else None
+        for col in (c for c in (*self.features.numeric, *self.features.categorical) if c in CONFIG):
+            lacking = frame[col].isna() if col in frame else pd.Series(True, index=frame.index)
+            if ops is not None:
+                lacking &= ops.isin([o for o in ops.unique() if col in get_op(o).columns])
+            if lacking.any():
+                op = repr(ops[lacking].iloc[0]) if ops is not None else "unknown: the rows have no op column"
+                raise CostnetError(f"features {self.features.name!r}: column {col!r} is "
+                                   f"{'null' if col in frame else 'missing'} in {int(lacking.sum())} of {len(frame)} "
+                                   f"rows whose op has that parameter (op {op})")
+
     def _numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
         missing = [c for c in self.features.numeric if c not in frame]
         if unknown := [c for c in missing if c not in CONFIG]:
             raise CostnetError(f"features {self.features.name!r}: rows lack column(s) {unknown}")
-        # Config columns of other ops (e.g. kernel for dense rows) are 0, as they are
-        # for the rows of those ops where a mixed frame has them as nulls.
+        # Config columns of other ops (e.g. kernel for dense rows) are 0 (see _check_parameters).
         # Unknown quantities (NaN, e.g. roofline times without measured peaks) become 0.
         values = frame.reindex(columns=list(self.features.numeric)).astype(float)
         values = values.replace([np.inf, -np.inf], np.nan).fillna(0.0)
@@ -93,6 +108,7 @@ class FeatureTransform:
         return frame[col].astype(object).where(frame[col].notna(), "n/a").astype(str)
 
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
+        self._check_parameters(frame)
         values = self._numeric(frame)
         self.mean = values.mean().to_dict()
         self.std = values.std(ddof=0).replace(0, 1.0).to_dict()
@@ -102,6 +118,7 @@ class FeatureTransform:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.mean and self.features.numeric:
             raise CostnetError("FeatureTransform used before fit")
+        self._check_parameters(frame)
         values = self._numeric(frame)
         blocks = [((values - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)]
         for col, cats in self.categories.items():

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 from scipy.optimize import nnls
 from sklearn.linear_model import LinearRegression
 
@@ -26,15 +27,20 @@ from costnet.nets.mlp import MLPConfig, build_mlp
 from costnet.nets.selection import REGRESSORS, choose
 
 
-def target(frame: pd.DataFrame) -> np.ndarray:
-    """Measured median time per call, ms; must be positive and finite (an inf or NaN
-    time would train a model that predicts NaN for every row)."""
-    y = frame["time_median_ms"].to_numpy(float)
+def measured_times(values: ArrayLike) -> np.ndarray:
+    """Measured times (ms) as floats; each must be positive and finite: an inf or NaN time
+    trains a model that predicts NaN for every row, and makes every score of test rows NaN."""
+    y = np.asarray(values, float)
     bad = ~(np.isfinite(y) & (y > 0))
     if bad.any():
         raise CostnetError(f"time_median_ms must be positive and finite for every row: {int(bad.sum())} of "
                            f"{len(y)} rows are not (e.g. {float(y[bad][0])!r})")
     return y
+
+
+def target(frame: pd.DataFrame) -> np.ndarray:
+    """Measured median time per call of ``frame``'s rows, ms (:func:`measured_times`)."""
+    return measured_times(frame["time_median_ms"])
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,13 @@ class Predictor:
         return str(self.meta["op"])
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Predicted time per call (ms) of each row."""
+        """Predicted time per call (ms) of each row; every row must be of the model's op
+        (``op`` holds costnet's op names, published datasets' rows included: costnet.sources)."""
+        if "op" not in frame:
+            raise CostnetError(f"the rows have no op column: this model predicts {self.op} layers only")
+        if (wrong := frame["op"].astype(str) != self.op).any():
+            raise CostnetError(f"this model predicts {self.op} layers only; {int(wrong.sum())} of {len(frame)} rows "
+                               f"are of op {sorted(frame.loc[wrong, 'op'].astype(str).unique())}")
         return self.estimator.predict(enrich(frame))
 
     def save(self, path: str | Path) -> Path:

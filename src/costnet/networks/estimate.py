@@ -28,6 +28,7 @@ from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.ops import get_op
+from costnet.ops.step import check_dtypes
 from costnet.roofline import compute_ms, paleo_ms
 
 LOCAL = ("local", "cpu")
@@ -130,6 +131,7 @@ class Setting:
     def __post_init__(self) -> None:
         if self.mode not in ("train", "forward"):
             raise CostnetError(f"mode must be 'train' or 'forward', got {self.mode!r}")
+        check_dtypes([self.dtype])
         if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
             raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
 

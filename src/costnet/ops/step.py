@@ -6,7 +6,11 @@ memory guard (optimizer state), so both count the same.
 
 from __future__ import annotations
 
-# Bytes per element of each dtype costnet times.
+from collections.abc import Iterable
+
+from costnet.errors import CostnetError
+
+# Bytes per element of each dtype costnet times (torch.dtype.itemsize).
 DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
 # Approximate elementwise FLOPs per parameter of one update step, read off the
@@ -19,3 +23,9 @@ UPDATE_FLOPS = {"none": 0, "sgd": 2, "momentum": 4, "adagrad": 5, "adadelta": 10
 # exp_avg and exp_avg_sq; RMSprop's square_avg). Unknown optimizers count as 2.
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adagrad": 1, "adadelta": 2,
                     "adam": 2, "rmsprop": 1}
+
+
+def check_dtypes(names: Iterable[str]) -> None:
+    """Stop at a dtype costnet does not time: its width in bytes is unknown."""
+    if unknown := [str(n) for n in names if n not in DTYPE_BYTES]:
+        raise CostnetError(f"unknown dtype {unknown[0]!r}: choose from {list(DTYPE_BYTES)}")

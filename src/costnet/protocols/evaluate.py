@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ from omegaconf import DictConfig
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.errors import CostnetError
 from costnet.nets.predictor import load_predictor
-from costnet.protocols.metrics import metrics_by
+from costnet.protocols.metrics import metrics_by, scores_json
 from costnet.sources import load_source, source
 
 
@@ -31,7 +30,7 @@ def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
     if cfg.get("out"):
         out = Path(str(cfg.out))
         scores = {str(r.pop("device")): r for r in table.to_dict("records")}
-        atomic_write_bytes(out, json.dumps(scores, indent=2).encode())
+        atomic_write_bytes(out, scores_json(scores))
     if cfg.get("predictions"):
         path = Path(str(cfg.predictions))
         original = source(cfg.dataset).original(cfg.dataset, predictor.op, frame)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+
+from costnet.errors import CostnetError
+from costnet.nets.estimators import measured_times
 
 METRICS = ("n", "rmse_ms", "mae_ms", "mre", "r2", "within_10pct", "spearman")
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """RMSE and MAE (ms), mean relative error |y - p| / y, R^2, share within +-10 %, Spearman rho."""
-    y, pred = np.asarray(y, float), np.asarray(pred, float)
+    """RMSE and MAE (ms), mean relative error |y - p| / y, R^2, share within +-10 %, Spearman rho.
+
+    Every measured time must be positive and finite (:func:`measured_times`). R^2 of rows
+    that share one time and Spearman's rho of one row are undefined: NaN (null in JSON).
+    Predictions that are not finite (a diverged model) give NaN scores; a sweep counts
+    such a trial failed, :func:`metrics_by` refuses them.
+    """
+    y, pred = measured_times(y), np.asarray(pred, float)
     err = pred - y
     rel = np.abs(err) / y
     total = np.sum((y - y.mean()) ** 2)
@@ -27,9 +40,23 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def metrics_by(frame: pd.DataFrame, pred: np.ndarray, by: list[str]) -> pd.DataFrame:
-    """:func:`metrics` per group of ``by`` columns (rows keep ``time_median_ms``)."""
+    """:func:`metrics` per group of ``by`` columns (rows keep ``time_median_ms``); every
+    prediction must be finite."""
+    pred = np.asarray(pred, float)
+    if not (ok := np.isfinite(pred)).all():
+        raise CostnetError(f"the model predicts no finite time for {int((~ok).sum())} of {len(pred)} rows "
+                           f"(e.g. {float(pred[~ok][0])!r} ms)")
     scored = frame.assign(_pred=pred)
     rows = [{**dict(zip(by, key if isinstance(key, tuple) else (key,))),
              **metrics(g["time_median_ms"].to_numpy(), g["_pred"].to_numpy())}
             for key, g in scored.groupby(by, sort=True)]
     return pd.DataFrame(rows)
+
+
+def scores_json(scores: dict[str, Any]) -> bytes:
+    """Nested dicts of scores as JSON, undefined (NaN) scores as null: never NaN or Infinity."""
+    def defined(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: defined(v) for k, v in value.items()}
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return json.dumps(defined(scores), indent=2, allow_nan=False).encode()

@@ -14,14 +14,14 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.config import conf_dir
-from costnet.data.store import atomic_write_bytes, ensure_writable
+from costnet.config import conf_dir, int_option
+from costnet.data.store import atomic_write_bytes, staged_dir
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
-from costnet.nets.estimators import Estimator, Monitor
+from costnet.nets.estimators import Estimator, Monitor, measured_times
 from costnet.nets.predictor import Predictor
 from costnet.protocols.folds import Fold, make_folds
-from costnet.protocols.metrics import metrics, metrics_by
+from costnet.protocols.metrics import metrics, metrics_by, scores_json
 from costnet.protocols.plots import scatter
 from costnet.protocols.runner import Fitted, fit_folds
 from costnet.sources import load_source
@@ -43,8 +43,9 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
         if missing := sorted(set(wanted) - set(frame["device"].astype(str))):
             raise CostnetError(f"devices {missing} not in the dataset, which has {sorted(frame['device'].unique())}")
         frame = frame[frame["device"].astype(str).isin(wanted)]
-    if cfg.get("max_rows"):
-        frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(int(cfg.max_rows))
+    if max_rows := int_option(cfg, "max_rows", optional=True):
+        frame = frame.sample(frac=1.0, random_state=int(cfg.seed)).groupby("device").head(max_rows)
+    measured_times(frame["time_median_ms"])  # a bad time stops the run here, not when its fold is scored
     return enrich(frame)
 
 
@@ -62,8 +63,8 @@ def baseline_configs(names: list[str]) -> dict[str, dict[str, Any]]:
 class Run:
     """Bookkeeping of one costnet-train run: metrics rows, manifest entries, files."""
 
-    def __init__(self, cfg: DictConfig, op: str) -> None:
-        self.cfg, self.op, self.out = cfg, op, Path(str(cfg.out))
+    def __init__(self, cfg: DictConfig, op: str, out: Path) -> None:
+        self.cfg, self.op, self.out = cfg, op, out
         self.rows: list[dict[str, Any]] = []
         self.manifest: list[dict[str, Any]] = []
         self.predictions: list[pd.DataFrame] = []
@@ -110,7 +111,7 @@ class Run:
             key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"
             nested.setdefault(key, {}).setdefault(r["fold"], {})[r["device"]] = {
                 k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
-        atomic_write_bytes(self.out / "metrics.json", json.dumps(nested, indent=2).encode())
+        atomic_write_bytes(self.out / "metrics.json", scores_json(nested))
         atomic_write_bytes(self.out / "manifest.json", json.dumps({"artifacts": self.manifest}, indent=2).encode())
         atomic_write_bytes(self.out / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True).encode())
         return table
@@ -139,15 +140,23 @@ def few_shot(run: Run, fitted: Fitted, save: bool) -> None:
 
 
 def run_training(cfg: DictConfig) -> pd.DataFrame:
-    """Fit and score every fold of the configured protocol; returns the metrics table."""
-    out = Path(str(cfg.out))
-    ensure_writable(out)
+    """Fit and score every fold of the configured protocol; returns the metrics table.
+
+    The run is written beside ``cfg.out`` and moved there whole once complete
+    (:func:`staged_dir`): a run that fails leaves an earlier run at ``cfg.out`` as it was.
+    """
+    with staged_dir(Path(str(cfg.out)), "manifest.json") as out:
+        return fit_and_score(cfg, out)
+
+
+def fit_and_score(cfg: DictConfig, out: Path) -> pd.DataFrame:
+    """:func:`run_training`'s work, writing every file (loggers' included) under ``out``."""
     frame = load_rows(cfg)
     op = str(frame["op"].iloc[0])
     primary = model_name(cfg.estimator)
     models = {primary: OmegaConf.to_container(cfg.estimator, resolve=True)}
     models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
-    run = Run(cfg, op)
+    run = Run(cfg, op, out)
 
     def watch(_: int, fold: Fold, name: str) -> Monitor:  # MLPs log their training curves
         return Monitor(make_loggers(cfg.tracking, out, f"{fold.name}-{name}", group=f"{cfg.protocol.name}-{op}",

@@ -17,11 +17,10 @@ import numpy as np
 from costnet.errors import CostnetError
 from costnet.ops import Op, get_op
 from costnet.ops.params import Choice, Params
-from costnet.ops.step import DTYPE_BYTES
+from costnet.ops.step import check_dtypes
 from costnet.sampling.params import parse_choice, parse_range
 
 MODES = ("forward", "train")
-DTYPES = tuple(DTYPE_BYTES)
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,7 @@ class Plan:
             raise CostnetError(f"mode weights must be >= 0 and not all 0, got {dict(self.modes)}")
         if self.modes.get("train", 0) > 0 and not self.optimizers:
             raise CostnetError("training steps need at least one optimizer")
-        if bad := [d for d in self.dtypes if d not in DTYPES]:
-            raise CostnetError(f"unknown dtype {bad[0]!r}: choose from {list(DTYPES)}")
+        check_dtypes(self.dtypes)
         if not self.dtypes:
             raise CostnetError("dtypes must not be empty")
 
