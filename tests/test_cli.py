@@ -63,7 +63,7 @@ def test_bad_number_is_one_line(tmp_path: Path, log: Path, command: str, args: l
     ("predict", ["network=alexnet", "batch_size=1", "hardware=V100"], "file"),
     ("paleo", [], "file"),
     ("gauge", OFFLINE, "directory"),
-    ("evaluate", ["model=no_such_model.pt"], "file"),
+    ("evaluate", ["model=no_such_model.safetensors"], "file"),
     ("train", [], "directory"),
     ("sweep", [], "directory"),
     ("run", [], "directory"),

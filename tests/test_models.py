@@ -263,7 +263,7 @@ def test_undefined_scores_are_null_in_metrics_json(tmp_path: Path, monkeypatch: 
     assert {fold: (s[fold]["n"], s[fold]["r2"], s[fold]["spearman"]) for fold, s in scores.items()} == {
         "fast": (1, None, None), "slow": (1, None, None)}
 
-    artifact = tmp_path / "run" / "artifacts" / "fast-linear_flops.pt"
+    artifact = tmp_path / "run" / "artifacts" / "fast-linear_flops.safetensors"
     monkeypatch.setattr(evaluate_module, "load_source", lambda cfg, op: rows.iloc[:1])
     run_evaluation(compose("evaluate", [f"model={artifact}", f"out={tmp_path / 'scores.json'}"]))
     one = strict_json((tmp_path / "scores.json").read_text())
@@ -278,7 +278,7 @@ def test_evaluation_refuses_a_model_without_finite_predictions(bad: float) -> No
 
 def test_an_artifact_scores_rows_of_its_own_op_only(tmp_path: Path) -> None:
     rows = synthetic(50)
-    model = load_predictor(Predictor(LinearFlops().fit(rows, rows), {"op": "dense"}).save(tmp_path / "m.pt"))
+    model = load_predictor(Predictor(LinearFlops().fit(rows, rows), {"op": "dense"}).save(tmp_path / "m.safetensors"))
     conv = rows.assign(op="conv2d", size=8, kernel=3, channels_in=4, channels_out=4, stride=1, padding="same",
                        groups=1).iloc[:7]
     with pytest.raises(CostnetError, match=re.escape("this model predicts dense layers only; 7 of 57 rows are of op "
@@ -304,7 +304,7 @@ def files(root: Path) -> dict[str, bytes]:
 def test_a_rerun_that_fails_leaves_the_previous_run_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run_training(tiny_training(tmp_path, monkeypatch, synthetic(100)))
     before = files(tmp_path / "run")
-    assert {"manifest.json", "metrics.json", "artifacts/fast-linear_flops.pt"} <= set(before)
+    assert {"manifest.json", "metrics.json", "artifacts/fast-linear_flops.safetensors"} <= set(before)
     save = Predictor.save
 
     def save_then_fail(self: Predictor, path: Path) -> Path:

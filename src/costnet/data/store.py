@@ -81,7 +81,7 @@ def staged_dir(target: Path, marker: str) -> Iterator[Path]:
     if target.exists() and not (target / marker).is_file() and (not target.is_dir() or any(target.iterdir())):
         raise CostnetError(f"{str(target)!r} exists and holds no {marker} of an earlier run: "
                            "remove it or write elsewhere")
-    ensure_writable(target.parent)
+    ensure_writable(target)  # an empty target is allowed, and a failure names it
     staging = target.parent / f".{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)  # an earlier process's, with the same pid
     staging.mkdir()
