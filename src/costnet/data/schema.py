@@ -129,3 +129,18 @@ def column_order(columns: list[str]) -> list[str]:
     """Common columns first, then config columns in schema order, then anything else."""
     known = [c for c in (*COMMON, *CONFIG) if c in columns]
     return known + [c for c in columns if c not in known]
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """What is wrong with a shard's schema (unknown version, unknown column, another type),
+    or None when every column is one of the schema's with its type."""
+    version = (schema.metadata or {}).get(b"costnet_schema_version", b"").decode(errors="replace")
+    if version != SCHEMA_VERSION:
+        return f"schema version {version!r}, this costnet reads {SCHEMA_VERSION!r}"
+    known = {**COMMON, **CONFIG}
+    for field in schema:
+        if field.name not in known:
+            return f"unknown column {field.name!r}"
+        if field.type != known[field.name] and not pa.types.is_null(field.type):
+            return f"column {field.name!r} is {field.type}, the schema says {known[field.name]}"
+    return None

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from costnet.data.schema import arrow_schema, column_order
+from costnet.data.schema import arrow_schema, column_order, schema_problem
 from costnet.errors import CostnetError
 
 _UMASK = os.umask(0)
@@ -110,11 +110,19 @@ def shards(root: Path, run_key: str | None = None) -> list[Path]:
 
 
 def read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
-    """One shard as an Arrow table; a damaged file stops with its name."""
+    """One shard as an Arrow table; a damaged file stops with its name.
+
+    Data pages carry CRC checksums (written since costnet noticed silent corruption;
+    verified whenever present), and the footer's columns and types must be the schema's,
+    so a damaged byte becomes an error rather than a different value.
+    """
     try:
-        return pq.read_table(path, columns=list(columns) if columns else None)
-    except (pa.ArrowException, OSError) as exc:
+        table = pq.read_table(path, columns=list(columns) if columns else None, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise CostnetError(f"corrupt shard {str(path)!r}: {exc}") from exc
+    if problem := schema_problem(table.schema):
+        raise CostnetError(f"corrupt shard {str(path)!r}: {problem}")
+    return table
 
 
 def read_table(root: Path) -> pd.DataFrame:
@@ -163,7 +171,7 @@ class DatasetStore:
         path = self.root / f"{self.space}-{self.run_key}-{seq:05d}.parquet"
         table = pa.Table.from_pylist(list(rows), schema=arrow_schema(config_columns))
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
+        pq.write_table(table, sink, write_page_checksum=True)
         atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
