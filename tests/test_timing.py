@@ -11,10 +11,20 @@ from torch.utils import benchmark
 
 from costnet.errors import CostnetError
 from costnet.timing import HostClock, TimingConfig, measure
+from costnet.timing.interference import Counters
 
 
-class FakeClock:
-    """A clock returning scripted per-call times, for exact stopping-rule tests."""
+class Still:
+    """A probe that never sees other work (exact stopping-rule tests; re-timing is
+    tested in test_interference.py)."""
+
+    def read(self) -> Counters:
+        return Counters(0.0, 0, 0.0)
+
+
+class FakeClock(Still):
+    """A clock returning scripted per-call times, for exact stopping-rule tests; it is its own
+    (still) probe."""
 
     def __init__(self, per_call: Callable[[int], float]) -> None:
         self.per_call, self.blocks = per_call, 0
@@ -27,7 +37,7 @@ class FakeClock:
 def test_steady_times_stop_at_min_runs() -> None:
     clock = FakeClock(lambda i: 1e-3)
     m = measure(lambda: None, TimingConfig(warmup_runs=2, min_runs=5, max_runs=50,
-                                           min_block_s=4e-3, budget_s=10), clock)
+                                           min_block_s=4e-3, budget_s=10), clock, probe=clock)
     assert len(m.samples) == 5 and m.number == 4 and m.converged
     stats = m.stats_ms()
     assert stats["time_median_ms"] == pytest.approx(1.0) and stats["time_iqr_ms"] == pytest.approx(0.0)
@@ -36,29 +46,33 @@ def test_steady_times_stop_at_min_runs() -> None:
 def test_noisy_times_run_until_budget() -> None:
     clock = FakeClock(lambda i: 1e-3 if i % 2 else 2e-3)
     cfg = TimingConfig(warmup_runs=1, min_runs=3, max_runs=1000, min_block_s=0, budget_s=0.05)
-    m = measure(lambda: None, cfg, clock)
+    m = measure(lambda: None, cfg, clock, probe=clock)
     assert not m.converged and 0.05 <= m.timed_s < 0.05 + 2e-3
     assert m.stats_ms()["time_max_ms"] == pytest.approx(2.0)
 
 
 def test_max_runs_caps_samples() -> None:
     clock = FakeClock(lambda i: 1e-3 * (1 + i % 3))
-    m = measure(lambda: None, TimingConfig(min_runs=2, max_runs=7, budget_s=100), clock)
+    m = measure(lambda: None, TimingConfig(min_runs=2, max_runs=7, budget_s=100), clock, probe=clock)
     assert len(m.samples) == 7
 
 
 def test_fixed_number_is_the_paper_protocol() -> None:
     calls = []
     m = measure(lambda: calls.append(1), TimingConfig(warmup_runs=5, min_runs=5, max_runs=5,
-                                                      number=50, rel_spread=0, budget_s=0), HostClock())
+                                                      number=50, rel_spread=0, budget_s=0), HostClock(),
+                probe=Still())
     assert len(calls) == 5 + 5 * 50 and m.number == 50 and len(m.samples) == 5
 
 
 @pytest.mark.parametrize("kwargs", [{"min_runs": 0}, {"min_runs": 9, "max_runs": 3},
-                                    {"spread": "mad"}, {"budget_s": -1}, {"number": 0}])
+                                    {"spread": "mad"}, {"budget_s": -1}, {"number": 0}, {"retries": -1},
+                                    {"min_runs": "abc"}, {"number": 2.5}, {"max_wait": "x"}])
 def test_bad_timing_config_is_named(kwargs: dict) -> None:
     with pytest.raises(CostnetError, match="timing"):
         TimingConfig(**kwargs)
+    with pytest.raises(CostnetError, match=r"unknown timing option\(s\) \['warmup'\]"):
+        TimingConfig.from_config({"warmup": 3})
 
 
 def _conv() -> tuple[Callable[[], object], str, dict]:

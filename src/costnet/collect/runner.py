@@ -152,7 +152,7 @@ def collect(cfg: DictConfig) -> Summary:
     ensure_writable(out)
     space = load_space(cfg.space)
     plan = Plan(space, seed, dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
-    timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
+    timing = TimingConfig.from_config(OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
     torch.set_num_threads(threads)
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))

@@ -43,7 +43,7 @@ def run(cfg: DictConfig) -> Result:
     models_dir = out / "cost_models"
     job = cost_models(cfg, models_dir)
     timing_cfg = compose("collect", [f"timing={cfg.timing}"])
-    timing = TimingConfig(**OmegaConf.to_container(timing_cfg.timing, resolve=True))
+    timing = TimingConfig.from_config(OmegaConf.to_container(timing_cfg.timing, resolve=True))
     models = load_models(sorted(p for p in (models_dir / "train").iterdir() if p.is_dir()), "local")
     networks = list(cfg.networks or NETWORKS)
     summary, layers = networks_validate.validate(

@@ -20,9 +20,9 @@ import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import ContextManager, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ContextManager, Protocol
 
 import numpy as np
 import torch
@@ -74,6 +74,10 @@ def clock_for(device: torch.device) -> Clock:
     raise CostnetError(f"unsupported device {str(device)!r}: use cpu or cuda[:N]")
 
 
+_FIELD_KINDS = {"int": (int, "an integer"), "float": ((int, float), "a number"), "str": (str, "a string"),
+                "int | None": ((int, type(None)), "an integer or null")}
+
+
 @dataclass(frozen=True)
 class TimingConfig:
     """How long and how often to time one configuration (see conf/timing/)."""
@@ -90,6 +94,11 @@ class TimingConfig:
     retries: int = 20  # disturbed blocks re-timed per configuration before it is kept, flagged
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kinds, what = _FIELD_KINDS[f.type]
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise CostnetError(f"timing.{f.name} must be {what}, got {value!r}")
         if self.warmup_runs < 0:
             raise CostnetError(f"timing.warmup_runs must be >= 0, got {self.warmup_runs}")
         if not 1 <= self.min_runs <= self.max_runs:
@@ -104,6 +113,13 @@ class TimingConfig:
                 raise CostnetError(f"timing.{key} must be >= 0, got {getattr(self, key)}")
         if self.number is not None and self.number < 1:
             raise CostnetError(f"timing.number must be >= 1 or null, got {self.number}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> TimingConfig:
+        """From a conf/timing node; an unknown key is an error naming it."""
+        if unknown := sorted(set(cfg) - {f.name for f in fields(cls)}):
+            raise CostnetError(f"unknown timing option(s) {unknown}: choose from {[f.name for f in fields(cls)]}")
+        return cls(**cfg)
 
 
 @dataclass(frozen=True)
