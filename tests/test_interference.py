@@ -12,7 +12,7 @@ from costnet.data.info import disturbance
 from costnet.errors import CostnetError
 from costnet.sources.local import _disturbed
 from costnet.timing import TimingConfig, measure
-from costnet.timing.interference import Counters, OthersMeter, Probe, disturbed
+from costnet.timing.interference import CPUS, Counters, Probe, disturbed, others_cores
 
 
 class Scripted:
@@ -28,7 +28,7 @@ class Scripted:
         return self.times[self.block] * number
 
     def read(self) -> Counters:
-        return Counters(self.wait, 0, 0.0)
+        return Counters(self.wait, 0, 0.0, 0.0, 0.0, float(self.block))
 
 
 def test_disturbed_blocks_are_retimed_and_never_sampled() -> None:
@@ -49,14 +49,36 @@ def test_out_of_retries_the_measurement_says_disturbed() -> None:
 
 
 def test_disturbance_rule() -> None:
-    quiet, waited = Counters(1.0, 5, 2.0), Counters(1.0 + 3e-3, 5, 2.0)
+    def at(wait: float | None, involuntary: int = 5, steal: float = 2.0) -> Counters:
+        return Counters(wait, involuntary, steal, 0.0, 0.0, 0.0)
+
+    quiet, waited = at(1.0), at(1.0 + 3e-3)
     assert not disturbed(quiet, quiet, 0.01, 0.02)
     assert disturbed(quiet, waited, 0.01, 0.02)  # 30 % of the block waiting
     assert not disturbed(quiet, waited, 1.0, 0.02)  # 0.3 % of a long block
-    assert disturbed(quiet, Counters(1.0, 5, 2.01), 0.01, 0.02)  # stolen by the hypervisor
+    assert disturbed(quiet, at(1.0, steal=2.01), 0.01, 0.02)  # stolen by the hypervisor
     # without schedstat, any involuntary context switch marks the block
-    assert disturbed(Counters(None, 5, 2.0), Counters(None, 6, 2.0), 1.0, 0.02)
-    assert not disturbed(Counters(None, 5, 2.0), Counters(None, 5, 2.0), 1.0, 0.02)
+    assert disturbed(at(None), at(None, involuntary=6), 1.0, 0.02)
+    assert not disturbed(at(None), at(None), 1.0, 0.02)
+
+
+def test_others_cores_is_the_machines_busy_time_less_ours() -> None:
+    start = Counters(0.0, 0, 0.0, busy_s=10.0, own_s=4.0, at=100.0)
+    # in 2 s the machine was busy 3 s, 2 of them ours: another process used half a core
+    assert others_cores(start, Counters(0.0, 0, 0.0, 13.0, 6.0, 102.0)) == pytest.approx(0.5)
+    assert others_cores(start, Counters(0.0, 0, 0.0, 10.0, 6.0, 102.0)) == 0.0  # tick rounding below 0
+    assert others_cores(start, Counters(0.0, 0, 0.0, 500.0, 4.0, 101.0)) == CPUS  # a jump in the accounting
+
+
+def test_busy_neighbours_flag_the_measurement() -> None:
+    class Crowded(Scripted):  # no waits at all, but the machine is busy beside us
+        def read(self) -> Counters:
+            return Counters(0.0, 0, 0.0, busy_s=2.0 * self.block, own_s=1.0 * self.block, at=float(self.block))
+
+    cfg = TimingConfig(warmup_runs=0, min_runs=3, max_runs=3, number=1)
+    script = Crowded([1e-3] * 3, [0.0] * 3)
+    m = measure(lambda: None, cfg, script, probe=script)
+    assert m.retimed == 0 and m.others_cores == pytest.approx(1.0) and m.disturbed
 
 
 def test_probe_reads_this_process_and_closes_its_files() -> None:
@@ -66,8 +88,9 @@ def test_probe_reads_this_process_and_closes_its_files() -> None:
         if probe.has_schedstat:
             assert second.wait_s >= first.wait_s >= 0
         assert probe._fds or not probe.has_schedstat
+        assert second.own_s >= first.own_s and second.busy_s >= first.busy_s and second.at > first.at
+        assert 0 <= others_cores(first, second) <= CPUS
     assert not probe._fds
-    assert OthersMeter().cores() >= 0
 
 
 def test_datasets_report_and_drop_disturbed_rows(capsys) -> None:

@@ -19,7 +19,7 @@ class Still:
     tested in test_interference.py)."""
 
     def read(self) -> Counters:
-        return Counters(0.0, 0, 0.0)
+        return Counters(0.0, 0, 0.0, 0.0, 0.0, 0.0)
 
 
 class FakeClock(Still):

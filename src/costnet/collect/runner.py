@@ -31,7 +31,7 @@ from costnet.errors import CostnetError
 from costnet.hardware import fingerprint, software_versions
 from costnet.sampling.space import Plan, load_space
 from costnet.timing import TimingConfig, clock_for, make_workload, measure, torch_dtype
-from costnet.timing.interference import OthersMeter, Probe
+from costnet.timing.interference import Probe, others_cores
 from costnet.timing.workload import OptimizerFactory, optimizer_factory
 
 
@@ -128,10 +128,13 @@ class Neighbours:
     """Warns (once per episode) when other processes compete for the cores while collecting."""
 
     def __init__(self, limit: float, write: Callable[[str], None]) -> None:
-        self.limit, self.write, self.meter, self.warned, self.peak = limit, write, OthersMeter(), False, 0.0
+        self.limit, self.write, self.warned, self.peak = limit, write, False, 0.0
+        self.probe = Probe()
+        self.last = self.probe.read()
 
     def check(self, when: str) -> None:
-        cores = self.meter.cores()
+        now = self.probe.read()
+        cores, self.last = others_cores(self.last, now), now
         self.peak = max(self.peak, cores)
         if cores > self.limit and not self.warned:
             self.write(f"warning: other processes used {cores:.2f} of {psutil.cpu_count()} cores {when}; "

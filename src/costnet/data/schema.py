@@ -27,11 +27,13 @@ time_*_ms     median, mean, min, max, std and interquartile range over samples
 n_runs        samples taken; each sample is the mean of ``n_inner`` back-to-back calls
 converged     the samples' relative spread reached the configured threshold
 retimed_blocks  timed blocks dropped and timed again because other work disturbed them
-disturbed     true when re-timing ran out: disturbed blocks are among the samples, so
+disturbed     true when re-timing ran out (disturbed blocks are among the samples) or
+              other processes used more than timing.max_others cores meanwhile, so
               the times may be too long (costnet.timing.interference); null in
               datasets collected before costnet noticed interference
 wait_share    time this process's threads waited for a CPU while timing, over the
               time timed (null where the kernel does not report it)
+others_cores  cores other processes used while this row was timed
 timed_s       seconds inside timed regions for this row (warm-up excluded)
 wall_s        seconds the whole row took (build, warm-up, timing)
 timestamp     UTC time the row finished
@@ -74,6 +76,7 @@ COMMON: dict[str, pa.DataType] = {
     "retimed_blocks": pa.int64(),
     "disturbed": pa.bool_(),
     "wait_share": pa.float64(),
+    "others_cores": pa.float64(),
     "timed_s": pa.float64(),
     "wall_s": pa.float64(),
     "timestamp": pa.timestamp("us", tz="UTC"),

@@ -11,7 +11,11 @@ of the scheduler's slice). Two views reveal it:
   ``getrusage`` stand in (any one marks the block). Steal time (``/proc/stat``, time the
   hypervisor ran someone else on our virtual CPU) counts as waiting too;
 - over a stretch of time, the CPU time of other processes: the machine's busy time
-  (``psutil.cpu_times``) less this process's own, in cores.
+  (``/proc/stat``) less this process's own (schedstat), in cores. This also sees a neighbour
+  that never makes our threads wait yet slows them, e.g. on the other hyperthread of a
+  virtual machine's physical core, or through shared caches and memory bandwidth. The
+  kernel accounts it in ticks (10 ms), so over a configuration's timing of a few hundred
+  milliseconds it resolves a tenth of a core or so: enough for a busy neighbour.
 """
 
 from __future__ import annotations
@@ -20,18 +24,22 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psutil
+
+CPUS = float(psutil.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
 class Counters:
-    """Cumulative counters of this process (and the machine's steal time) at one instant."""
+    """Cumulative counters of this process and the machine at one instant."""
 
     wait_s: float | None  # run-queue wait of all threads; None without schedstat
     involuntary: int  # involuntary context switches of all threads
     steal_s: float  # the machine's steal time
+    busy_s: float  # the machine's busy CPU time, all cores
+    own_s: float  # this process's CPU time, all threads
+    at: float  # time.perf_counter() of the reading
 
 
 class Probe:
@@ -42,38 +50,47 @@ class Probe:
         self._tasks = f"/proc/{os.getpid()}/task"
         self._fds: dict[str, int] = {}
         self._stat = _open("/proc/stat")
-        self.has_schedstat = self._wait() is not None
+        self.has_schedstat = self._threads() is not None
 
-    def _wait(self) -> float | None:
-        """Run-queue wait of all threads, s; None where the kernel does not report it."""
+    def _threads(self) -> tuple[float, float] | None:
+        """CPU time and run-queue wait of all threads, s; None where the kernel does not say."""
         try:
             tids = os.listdir(self._tasks)
         except OSError:
             return None
         for tid in set(self._fds) - set(tids):  # threads that ended
             os.close(self._fds.pop(tid))
-        total = 0
+        ran = waited = 0
         for tid in tids:
             if tid not in self._fds and (fd := _open(f"{self._tasks}/{tid}/schedstat")) is not None:
                 self._fds[tid] = fd
             try:
-                total += int(os.pread(self._fds[tid], 128, 0).split()[1])
+                fields = os.pread(self._fds[tid], 128, 0).split()
+                ran, waited = ran + int(fields[0]), waited + int(fields[1])
             except (KeyError, OSError, IndexError, ValueError):
-                if tid not in self._fds:  # the thread has no schedstat: no wait for anyone
+                if tid not in self._fds:  # the thread has no schedstat: no totals for anyone
                     return None
                 os.close(self._fds.pop(tid))  # it ended between listing and reading
-        return total / 1e9
+        return ran / 1e9, waited / 1e9
 
-    def _steal(self) -> float:
-        """The machine's steal time, s (the 8th value of /proc/stat's cpu line, in USER_HZ ticks)."""
+    def _machine(self) -> tuple[float, float]:
+        """The machine's busy and steal time, s: /proc/stat's cpu line (proc(5): user, nice,
+        system, idle, iowait, irq, softirq, steal, ...; guest time is inside user)."""
         if self._stat is None:
-            return 0.0
-        fields = os.pread(self._stat, 256, 0).split(b"\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+            t = psutil.cpu_times()
+            return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq")), \
+                getattr(t, "steal", 0.0)
+        ticks = [int(v) for v in os.pread(self._stat, 256, 0).split(b"\n", 1)[0].split()[1:9]]
+        ticks += [0] * (8 - len(ticks))
+        hz = os.sysconf("SC_CLK_TCK")
+        return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / hz, ticks[7] / hz
 
     def read(self) -> Counters:
-        wait = self._wait() if self.has_schedstat else None
-        return Counters(wait, resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw, self._steal())
+        threads = self._threads() if self.has_schedstat else None
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        busy, steal = self._machine()
+        own = threads[0] if threads else usage.ru_utime + usage.ru_stime
+        return Counters(threads[1] if threads else None, usage.ru_nivcsw, steal, busy, own, time.perf_counter())
 
     def close(self) -> None:
         for fd in [*self._fds.values(), *([self._stat] if self._stat is not None else [])]:
@@ -86,6 +103,10 @@ class Probe:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __del__(self) -> None:  # a probe nobody closed still lets its files go
+        if getattr(self, "_stat", None) is not None or getattr(self, "_fds", None):
+            self.close()
 
 
 def _open(path: str) -> int | None:
@@ -105,29 +126,13 @@ def disturbed(before: Counters, after: Counters, wall_s: float, max_wait: float)
     return (after.wait_s - before.wait_s) + steal > max_wait * wall_s
 
 
-class OthersMeter:
-    """CPU cores used by other processes since the last :meth:`cores` call (or creation)."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self._last = self._snapshot()
-
-    def _snapshot(self) -> tuple[float, float, float]:
-        machine = psutil.cpu_times()
-        # busy time; guest time is already inside user time (proc(5)), idle, iowait and steal are not busy
-        busy = sum(getattr(machine, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
-        own = self._process.cpu_times()
-        return busy, own.user + own.system, time.perf_counter()
-
-    def cores(self) -> float:
-        now = self._snapshot()
-        busy, own, at = (a - b for a, b in zip(now, self._last))
-        self._last = now
-        return max(0.0, busy - own) / at if at > 0 else 0.0
-
-
-def others_now(seconds: float = 0.5) -> float:
-    """Cores other processes use, averaged over ``seconds`` from now."""
-    meter = OthersMeter()
-    time.sleep(seconds)
-    return meter.cores()
+def others_cores(before: Counters, after: Counters) -> float:
+    """Cores other processes used between two readings: the machine's busy time less this
+    process's, over the time between. The kernel accounts busy time in ticks (10 ms), so over
+    a few hundred milliseconds this resolves about a tenth of a core; it is kept between 0 and
+    the CPU count (tick accounting on a virtual machine can jump further)."""
+    elapsed = after.at - before.at
+    if elapsed <= 0:
+        return 0.0
+    other = (after.busy_s - before.busy_s) - (after.own_s - before.own_s)
+    return min(max(other / elapsed, 0.0), CPUS)

@@ -11,7 +11,9 @@ kernel launches would time the launches, not the work (Lu et al. 2017).
 Between blocks the timer reads how long this process's threads waited for a CPU
 (costnet.timing.interference): a block disturbed by other work is dropped and
 re-timed, up to ``retries`` times per configuration; past that, every block is kept and
-the measurement says so (``disturbed``), so no disturbed time passes as a clean one.
+the measurement says so (``disturbed``). It says so too when other processes used more
+than ``max_others`` cores while it was timed: a neighbour can slow the timed threads
+without ever making them wait. No disturbed time passes as a clean one.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 import torch
 
 from costnet.errors import CostnetError
-from costnet.timing.interference import Probe, disturbed
+from costnet.timing.interference import Probe, disturbed, others_cores
 
 
 class Clock(Protocol):
@@ -92,6 +94,7 @@ class TimingConfig:
     number: int | None = None  # fixed calls per block (None: chosen from min_block_s)
     max_wait: float = 0.02  # a block whose threads waited for a CPU longer than this share of it is disturbed
     retries: int = 20  # disturbed blocks re-timed per configuration before it is kept, flagged
+    max_others: float = 0.5  # cores other processes may use while a configuration is timed before it is flagged
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -108,7 +111,7 @@ class TimingConfig:
             raise CostnetError(f"timing.spread must be 'iqr' or 'std', got {self.spread!r}")
         if self.retries < 0:
             raise CostnetError(f"timing.retries must be >= 0, got {self.retries}")
-        for key in ("rel_spread", "min_block_s", "budget_s", "max_wait"):
+        for key in ("rel_spread", "min_block_s", "budget_s", "max_wait", "max_others"):
             if getattr(self, key) < 0:
                 raise CostnetError(f"timing.{key} must be >= 0, got {getattr(self, key)}")
         if self.number is not None and self.number < 1:
@@ -132,8 +135,9 @@ class Measurement:
     warmup_s: float
     converged: bool  # spread reached the threshold
     retimed: int = 0  # disturbed blocks timed again
-    disturbed: bool = False  # disturbed blocks are among the samples (retries ran out)
+    disturbed: bool = False  # disturbed blocks are among the samples, or other processes were busy
     wait_share: float | None = None  # run-queue wait of this process's threads / timed time; None unknown
+    others_cores: float = 0.0  # cores other processes used while timing
 
     def stats_ms(self) -> dict[str, float | int]:
         """Median, mean, min, max, std and IQR in milliseconds, and the sample count."""
@@ -151,6 +155,7 @@ class Measurement:
             "retimed_blocks": self.retimed,
             "disturbed": self.disturbed,
             "wait_share": self.wait_share,
+            "others_cores": self.others_cores,
         }
 
 
@@ -233,5 +238,7 @@ def _measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock, probe: P
             if spread <= cfg.rel_spread or timed >= cfg.budget_s:
                 break
     wait = None if first.wait_s is None or after.wait_s is None else (after.wait_s - first.wait_s) / max(timed, 1e-12)
+    busy = others_cores(first, after)
     return Measurement(tuple(samples), number, timed, warmup_s, converged=spread <= cfg.rel_spread,
-                       retimed=retimed, disturbed=giving_up, wait_share=wait)
+                       retimed=retimed, disturbed=giving_up or busy > cfg.max_others, wait_share=wait,
+                       others_cores=busy)
