@@ -30,6 +30,9 @@ class Scripted:
     def read(self) -> Counters:
         return Counters(self.wait, 0, 0.0, 0.0, 0.0, float(self.block))
 
+    def others(self) -> float:
+        return 0.0
+
 
 def test_disturbed_blocks_are_retimed_and_never_sampled() -> None:
     # no warm-up, one call per block; blocks 1 and 3 were stalled (waited 8 ms of 9 ms)
@@ -72,8 +75,8 @@ def test_others_cores_is_the_machines_busy_time_less_ours() -> None:
 
 def test_busy_neighbours_flag_the_measurement() -> None:
     class Crowded(Scripted):  # no waits at all, but the machine is busy beside us
-        def read(self) -> Counters:
-            return Counters(0.0, 0, 0.0, busy_s=2.0 * self.block, own_s=1.0 * self.block, at=float(self.block))
+        def others(self) -> float:
+            return 1.0
 
     cfg = TimingConfig(warmup_runs=0, min_runs=3, max_runs=3, number=1)
     script = Crowded([1e-3] * 3, [0.0] * 3)
@@ -89,8 +92,18 @@ def test_probe_reads_this_process_and_closes_its_files() -> None:
             assert second.wait_s >= first.wait_s >= 0
         assert probe._fds or not probe.has_schedstat
         assert second.own_s >= first.own_s and second.busy_s >= first.busy_s and second.at > first.at
-        assert 0 <= others_cores(first, second) <= CPUS
+        assert 0 <= others_cores(first, second) <= CPUS and 0 <= probe.others() <= CPUS
     assert not probe._fds
+
+
+def test_the_probe_keeps_one_reading_older_than_its_window(monkeypatch) -> None:
+    clock = iter(range(100))
+    monkeypatch.setattr("costnet.timing.interference.time.perf_counter", lambda: float(next(clock)))
+    with Probe(window_s=3) as probe:
+        for _ in range(10):
+            probe.read()
+        assert [c.at for c in probe._history][:2] in ([6.0, 7.0], [7.0, 8.0]) and probe._history[-1].at == 9.0
+        assert probe._history[-1].at - probe._history[0].at >= 3
 
 
 def test_datasets_report_and_drop_disturbed_rows(capsys) -> None:

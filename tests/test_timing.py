@@ -21,6 +21,9 @@ class Still:
     def read(self) -> Counters:
         return Counters(0.0, 0, 0.0, 0.0, 0.0, 0.0)
 
+    def others(self) -> float:
+        return 0.0
+
 
 class FakeClock(Still):
     """A clock returning scripted per-call times, for exact stopping-rule tests; it is its own

@@ -166,7 +166,7 @@ def collect(cfg: DictConfig) -> Summary:
     make_optimizer = optimizer_factory(cfg.optimizers)
     clock = clock_for(device)
 
-    with store.locked(), _sigterm_as_exit(), Probe() as probe:
+    with store.locked(), _sigterm_as_exit(), Probe(timing.others_window_s) as probe:
         store.write_json(f"hardware/{hardware['hardware_id']}.json", hardware)
         store.write_json(f"runs/{key}.json", OmegaConf.to_container(cfg, resolve=True))
         done = store.finished()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import psutil
@@ -44,9 +45,12 @@ class Counters:
 
 class Probe:
     """Reads :class:`Counters` cheaply (tens of microseconds), between timed blocks, never
-    inside one. Keeps the counter files open; :meth:`close` (or ``with``) lets them go."""
+    inside one, and keeps the readings of the last ``window_s`` seconds for :meth:`others`.
+    Keeps the counter files open; :meth:`close` (or ``with``) lets them go."""
 
-    def __init__(self) -> None:
+    def __init__(self, window_s: float = 0.5) -> None:
+        self.window_s = window_s
+        self._history: deque[Counters] = deque()
         self._tasks = f"/proc/{os.getpid()}/task"
         self._fds: dict[str, int] = {}
         self._stat = _open("/proc/stat")
@@ -90,7 +94,17 @@ class Probe:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         busy, steal = self._machine()
         own = threads[0] if threads else usage.ru_utime + usage.ru_stime
-        return Counters(threads[1] if threads else None, usage.ru_nivcsw, steal, busy, own, time.perf_counter())
+        now = Counters(threads[1] if threads else None, usage.ru_nivcsw, steal, busy, own, time.perf_counter())
+        self._history.append(now)  # the first kept reading is the newest one at least window_s old
+        while len(self._history) > 2 and now.at - self._history[1].at >= self.window_s:
+            self._history.popleft()
+        return now
+
+    def others(self) -> float:
+        """Cores other processes used over the last ``window_s`` seconds of readings (or all of
+        them, if they span less): a window long enough for the kernel's 10 ms ticks to resolve
+        a fraction of a core, where one configuration's timing may last only milliseconds."""
+        return others_cores(self._history[0], self._history[-1]) if self._history else 0.0
 
     def close(self) -> None:
         for fd in [*self._fds.values(), *([self._stat] if self._stat is not None else [])]:

@@ -12,8 +12,10 @@ Between blocks the timer reads how long this process's threads waited for a CPU
 (costnet.timing.interference): a block disturbed by other work is dropped and
 re-timed, up to ``retries`` times per configuration; past that, every block is kept and
 the measurement says so (``disturbed``). It says so too when other processes used more
-than ``max_others`` cores while it was timed: a neighbour can slow the timed threads
-without ever making them wait. No disturbed time passes as a clean one.
+than ``max_others`` cores over the last ``others_window_s`` seconds: a neighbour can slow
+the timed threads without ever making them wait (a shared core's other hyperthread on a
+virtual machine, shared caches, a lower all-core clock). No disturbed time passes as a
+clean one.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 
 from costnet.errors import CostnetError
-from costnet.timing.interference import Probe, disturbed, others_cores
+from costnet.timing.interference import Probe, disturbed
 
 
 class Clock(Protocol):
@@ -94,7 +96,8 @@ class TimingConfig:
     number: int | None = None  # fixed calls per block (None: chosen from min_block_s)
     max_wait: float = 0.02  # a block whose threads waited for a CPU longer than this share of it is disturbed
     retries: int = 20  # disturbed blocks re-timed per configuration before it is kept, flagged
-    max_others: float = 0.5  # cores other processes may use while a configuration is timed before it is flagged
+    max_others: float = 0.25  # cores other processes may use while a configuration is timed before it is flagged
+    others_window_s: float = 0.5  # over the last this many seconds (kernel CPU accounting is in 10 ms ticks)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -111,7 +114,7 @@ class TimingConfig:
             raise CostnetError(f"timing.spread must be 'iqr' or 'std', got {self.spread!r}")
         if self.retries < 0:
             raise CostnetError(f"timing.retries must be >= 0, got {self.retries}")
-        for key in ("rel_spread", "min_block_s", "budget_s", "max_wait", "max_others"):
+        for key in ("rel_spread", "min_block_s", "budget_s", "max_wait", "max_others", "others_window_s"):
             if getattr(self, key) < 0:
                 raise CostnetError(f"timing.{key} must be >= 0, got {getattr(self, key)}")
         if self.number is not None and self.number < 1:
@@ -192,11 +195,12 @@ def measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock,
 
     ``context`` (e.g. ``torch.inference_mode``) is entered once around all calls,
     so its cost stays out of the timed blocks. ``probe`` reads the scheduler's counters
-    between blocks (one made here if not given); disturbed blocks are re-timed.
+    between blocks (one made here if not given; a caller timing many configurations passes
+    one made with ``cfg.others_window_s``); disturbed blocks are re-timed.
     """
     with contextlib.ExitStack() as stack:
         if probe is None:
-            probe = stack.enter_context(Probe())
+            probe = stack.enter_context(Probe(cfg.others_window_s))
         stack.enter_context(context())
         stack.enter_context(_gc_paused())
         result = _measure(fn, cfg, clock, probe)
@@ -238,7 +242,7 @@ def _measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock, probe: P
             if spread <= cfg.rel_spread or timed >= cfg.budget_s:
                 break
     wait = None if first.wait_s is None or after.wait_s is None else (after.wait_s - first.wait_s) / max(timed, 1e-12)
-    busy = others_cores(first, after)
+    busy = probe.others()
     return Measurement(tuple(samples), number, timed, warmup_s, converged=spread <= cfg.rel_spread,
                        retimed=retimed, disturbed=giving_up or busy > cfg.max_others, wait_share=wait,
                        others_cores=busy)
