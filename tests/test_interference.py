@@ -82,6 +82,10 @@ def test_busy_neighbours_flag_the_measurement() -> None:
     script = Crowded([1e-3] * 3, [0.0] * 3)
     m = measure(lambda: None, cfg, script, probe=script)
     assert m.retimed == 0 and m.others_cores == pytest.approx(1.0) and m.disturbed
+    # with neighbours busy all along, a disturbed block is not re-timed: the row is flagged anyway
+    script = Crowded([9e-3] * 3, [8e-3] * 3)
+    m = measure(lambda: None, cfg, script, probe=script)
+    assert m.retimed == 0 and m.disturbed and m.samples == (9e-3,) * 3
 
 
 def test_probe_reads_this_process_and_closes_its_files() -> None:

@@ -231,10 +231,12 @@ def _measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock, probe: P
         timed += block
         if disturbed(before, after, block, cfg.max_wait) and not giving_up:
             before = after
-            if retimed < cfg.retries:
+            if retimed < cfg.retries and probe.others() <= cfg.max_others:
                 retimed += 1
                 continue
-            giving_up = True  # out of retries: from here on every block is kept, and the measurement says so
+            # out of retries, or neighbours busy all along (the row will be flagged whatever
+            # its blocks say): from here on every block is kept, and the measurement says so
+            giving_up = True
         before = after
         samples.append(block / number)
         if len(samples) >= cfg.min_runs:
