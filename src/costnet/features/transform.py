@@ -122,7 +122,7 @@ class FeatureTransform:
         values = self._numeric(frame)
         blocks = [((values - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)]
         for col, cats in self.categories.items():
-            codes = pd.Categorical(self._category(frame, col), categories=cats).codes
+            codes = pd.Index(cats).get_indexer(self._category(frame, col))  # -1: a category unseen in training
             onehot = np.zeros((len(frame), len(cats)), np.float32)
             rows = np.flatnonzero(codes >= 0)
             onehot[rows, codes[rows]] = 1.0
