@@ -53,9 +53,13 @@ def make_loggers(tracking: Mapping[str, Any], out: Path, name: str, group: str,
 
         os.environ.setdefault("WANDB_SILENT", "true")  # W&B's own messages go to its debug.log, not the terminal
 
-        loggers.append(WandbLogger(project=str(tracking.get("project", "costnet")), name=name,
-                                   group=str(tracking.get("group") or group), job_type=job_type,
-                                   save_dir=str(out), offline=mode == "offline", config=dict(config)))
+        wandb = WandbLogger(project=str(tracking.get("project", "costnet")), name=name,
+                            group=str(tracking.get("group") or group), job_type=job_type,
+                            save_dir=str(out), offline=mode == "offline", config=dict(config))
+        # Lightning always passes wandb.init(anonymous=None), which recent wandb warns about on
+        # the terminal at every run ("The anonymous setting has no effect"): leave it out
+        getattr(wandb, "_wandb_init", {}).pop("anonymous", None)
+        loggers.append(wandb)
     return loggers
 
 

@@ -35,7 +35,9 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "mre": float(rel.mean()),
         "r2": float(1 - np.sum(err**2) / total) if total > 0 else float("nan"),
         "within_10pct": float(np.mean(rel <= 0.10)),
-        "spearman": float(spearmanr(y, pred).statistic) if len(y) > 1 else float("nan"),
+        # undefined (NaN, written as null) where either side is constant, e.g. a model that
+        # predicts one time for every row
+        "spearman": float(spearmanr(y, pred).statistic) if np.ptp(y) > 0 and np.ptp(pred) > 0 else float("nan"),
     }
 
 
