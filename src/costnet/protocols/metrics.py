@@ -37,7 +37,8 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "within_10pct": float(np.mean(rel <= 0.10)),
         # undefined (NaN, written as null) where either side is constant, e.g. a model that
         # predicts one time for every row
-        "spearman": float(spearmanr(y, pred).statistic) if len(y) > 1 and np.ptp(y) > 0 and np.ptp(pred) > 0 else float("nan"),
+        "spearman": (float(spearmanr(y, pred).statistic) if len(y) > 1 and np.ptp(y) > 0 and np.ptp(pred) > 0
+                     else float("nan")),
     }
 
 
