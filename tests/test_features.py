@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from costnet.config import compose, repo_root
 from costnet.errors import CostnetError
 from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
+from costnet.features.gpu import GPU_FEATURES
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
 from costnet.networks.estimate import Setting
@@ -165,6 +166,7 @@ PINNED = {
     "analytical": (RAW + ANALYTICAL + GEMM, LAYER_CATEGORIES),
     "hardware": (RAW + ANALYTICAL + GEMM + HARDWARE + ESTIMATES, LAYER_CATEGORIES + ["hw_interconnect"]),
     "portable": (RAW + ANALYTICAL + GEMM + ["hw_peak_gflops", "hw_bandwidth_gbs"] + ESTIMATES, LAYER_CATEGORIES),
+    "gpu": (RAW + ANALYTICAL + GEMM + ESTIMATES[:3] + list(GPU_FEATURES), LAYER_CATEGORIES),
     # every op's parameters; no GEMM columns (the set predates them)
     "network": (["batch", "size", "kernel", "channels_in", "channels_out", "stride", "groups", "in_features",
                  "out_features", "features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n", "vocab",

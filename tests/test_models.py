@@ -330,3 +330,20 @@ def test_a_rerun_replaces_a_run_and_nothing_else(tmp_path: Path, monkeypatch: py
                                                      "earlier run: remove it or write elsewhere")):
         run_training(tiny_training(tmp_path, monkeypatch, synthetic(100), f"out={mine}"))
     assert files(mine) == {"notes.txt": b"not a run"}
+
+
+def test_bounded_head_never_predicts_below_the_roofline(tmp_path: Path) -> None:
+    """The physics-bounded MLP: every prediction at least the roofline bound, also for rows far
+    outside the training range, and it learns the synthetic PALEO time; it round-trips."""
+    train, val, test = synthetic(1500, 1), synthetic(200, 2), synthetic(300, 3)
+    cfg = MLPConfig(depth=2, width=64, max_epochs=30, patience=30, batch_size=128, head="bounded")
+    est = MLPEstimator(FEATURES, cfg).fit(train, val)
+    far = test.assign(batch=test["batch"] * 1000)  # far outside the training range
+    far = enrich(far.drop(columns=[c for c in far if c.startswith(("flops", "bytes", "t_"))]))
+    for rows in (test, far):
+        assert (est.predict(rows) >= rows["t_roofline_ms"].to_numpy() * (1 - 1e-6)).all()
+    assert metrics(test["time_median_ms"].to_numpy(), est.predict(test))["mre"] < 0.25
+    loaded = load_predictor(Predictor(est, {"op": "dense"}).save(tmp_path / "b.safetensors"))
+    assert np.allclose(loaded.predict(test), est.predict(test), rtol=1e-5)
+    with pytest.raises(CostnetError, match="head must be"):
+        MLPConfig(head="capped")

@@ -7,6 +7,8 @@
 ``hw_memory_gb``      device memory, or host memory (0 for a catalog CPU: no device memory)
 ``hw_bus_width_bits`` memory bus width (0 where unknown, e.g. CPUs)
 ``hw_interconnect``   NVLink / PCIe for GPUs, ``host`` for CPUs (categorical)
+``hw_sm_count``       streaming multiprocessors (NaN where unknown, e.g. CPUs)
+``hw_l2_mb``          L2 cache size, MB (NaN where unknown)
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
         "hw_memory_gb": float(entry.get("memory_gb") or 0),
         "hw_bus_width_bits": float(entry.get("memory_bus_width_bits") or 0),
         "hw_interconnect": str(entry.get("interconnect", "host" if cpu else "unknown")),
+        "hw_sm_count": float(entry.get("sm_count") or "nan"),
+        "hw_l2_mb": float(entry.get("l2_cache_mb") or "nan"),
     }
 
 

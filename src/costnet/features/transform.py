@@ -20,17 +20,19 @@ import pandas as pd
 from costnet.data.schema import CONFIG
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features, roofline_features
+from costnet.features.gpu import gpu_features
 from costnet.ops import get_op
 
 
 def enrich(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` plus its analytical (and, given hardware columns, roofline) features."""
+    """``frame`` plus its analytical (and, given hardware columns, roofline and GPU) features."""
     extra = analytical_features(frame)
     parts = [frame.drop(columns=[c for c in extra if c in frame]), extra]
     if all(c in frame for c in ("hw_peak_gflops", "hw_bandwidth_gbs")):
         roof = roofline_features(frame, extra)
-        parts.append(roof)
-        parts[0] = parts[0].drop(columns=[c for c in roof if c in parts[0]])
+        gpu = gpu_features(frame, extra, roof)
+        parts += [roof, gpu]
+        parts[0] = parts[0].drop(columns=[c for c in (*roof, *gpu) if c in parts[0]])
     return pd.concat(parts, axis=1)
 
 

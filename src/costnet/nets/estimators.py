@@ -126,9 +126,18 @@ class MLPEstimator(Estimator):
             raise CostnetError("mlp relative_to=roofline needs hardware peaks (t_roofline_ms) for every row")
         return np.log(frame["t_roofline_ms"].to_numpy(float))
 
+    def _x(self, frame: pd.DataFrame) -> np.ndarray:
+        """The network's input: the features, and for the bounded head the log roofline bound."""
+        x = self.transform.transform(frame)
+        if self.cfg.head != "bounded":
+            return x
+        if "t_roofline_ms" not in frame or not np.all(frame["t_roofline_ms"].to_numpy(float) > 0):
+            raise CostnetError("mlp head=bounded needs hardware peaks (t_roofline_ms) for every row")
+        return np.hstack([x, np.log(frame["t_roofline_ms"].to_numpy(float))[:, None].astype(np.float32)])
+
     def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         logy = np.log(target(frame)) - self._base(frame)
-        return self.transform.transform(frame), (logy - self.y_mean) / self.y_std
+        return self._x(frame), (logy - self.y_mean) / self.y_std
 
     def watch(self, monitor: Monitor) -> None:
         """Let ``monitor`` (loggers, extra Lightning callbacks) watch the first member of the next fit."""
@@ -144,7 +153,9 @@ class MLPEstimator(Estimator):
                                f"{len(train)}); collect more rows or give the split a validation share")
         self.transform.fit(train)
         logy = np.log(target(train)) - self._base(train)
-        self.y_mean, self.y_std = float(logy.mean()), float(logy.std() or 1.0)
+        # the bounded head gives log time itself (its floor is in ms), so it is not standardized
+        bounded = self.cfg.head == "bounded"
+        self.y_mean, self.y_std = (0.0, 1.0) if bounded else (float(logy.mean()), float(logy.std() or 1.0))
         data = (*self._xy(train), *self._xy(val))
         self.nets = []
         for member in range(self.cfg.ensemble):
@@ -188,7 +199,7 @@ class MLPEstimator(Estimator):
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         assert self.nets, "fit before predict"
-        x = torch.from_numpy(self.transform.transform(frame))
+        x = torch.from_numpy(self._x(frame))
         with torch.inference_mode():
             z = torch.stack([net.eval()(x).squeeze(-1) for net in self.nets]).mean(0).numpy()
         return np.exp(z.astype(float) * self.y_std + self.y_mean + self._base(frame))

@@ -17,7 +17,7 @@ def make_estimator(cfg: Mapping[str, Any], features: FeatureSet, seed: int) -> E
     """A fresh, unfitted estimator as configured."""
     kind = cfg.get("kind")
     if kind == "mlp":
-        fields = {k: v for k, v in cfg.items() if k != "kind"}
+        fields = {k: v for k, v in cfg.items() if k not in ("kind", "name")}
         unknown = set(fields) - set(MLPConfig.__dataclass_fields__)
         if unknown:
             raise CostnetError(f"model mlp: unknown option(s) {sorted(unknown)}")

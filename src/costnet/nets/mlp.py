@@ -31,6 +31,7 @@ class MLPConfig:
     seed: int = 0
     ensemble: int = 1  # MLPs trained from seeds seed, seed + 1, ...; predictions averaged in log space
     relative_to: str = "none"  # none: regress log time; roofline: log(time / roofline estimate)
+    head: str = "free"  # free: any time; bounded: never below the roofline bound (costnet.nets.mlp.Bounded)
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -44,6 +45,10 @@ class MLPConfig:
             raise CostnetError(f"mlp: unknown schedule {self.schedule!r}: choose from cosine, plateau, none")
         if self.relative_to not in ("none", "roofline"):
             raise CostnetError(f"mlp: relative_to must be 'none' or 'roofline', got {self.relative_to!r}")
+        if self.head not in ("free", "bounded"):
+            raise CostnetError(f"mlp: head must be 'free' or 'bounded', got {self.head!r}")
+        if self.head == "bounded" and self.relative_to != "none":
+            raise CostnetError("mlp: head=bounded already predicts time relative to the roofline; use relative_to=none")
         if self.ensemble < 1:
             raise CostnetError(f"mlp: ensemble must be >= 1, got {self.ensemble}")
         if not 0 <= self.dropout < 1:
@@ -64,8 +69,27 @@ class RelativeError(nn.Module):
 LOSSES = {"mse": nn.MSELoss, "l1": nn.L1Loss, "huber": lambda: nn.HuberLoss(delta=0.5), "relative": RelativeError}
 
 
+class Bounded(nn.Sequential):
+    """A physics-bounded head: time is never below the device's roofline bound.
+
+    The input's last column is the row's log roofline bound b (ms); the layers read the
+    other columns and give z. The time is ``exp(b) / u + overhead`` with utilization
+    ``u = exp(-softplus(z))`` in (0, 1] and a learned per-launch overhead (ms), computed in
+    log space: ``log t = logaddexp(b + softplus(z), log_overhead)``.
+    """
+
+    def __init__(self, *layers: nn.Module) -> None:
+        super().__init__(*layers)
+        self.log_overhead = nn.Parameter(torch.tensor(-5.0))  # e^-5 ms = 7 us, about one kernel launch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = super().forward(x[:, :-1]).squeeze(-1)
+        return torch.logaddexp(x[:, -1] + nn.functional.softplus(z), self.log_overhead).unsqueeze(-1)
+
+
 def build_mlp(inputs: int, cfg: MLPConfig) -> nn.Sequential:
-    """``depth`` hidden layers of ``width`` units, then one output."""
+    """``depth`` hidden layers of ``width`` units, then one output (through :class:`Bounded`
+    for ``head: bounded``, which then takes one more input, the log bound)."""
     layers: list[nn.Module] = []
     width = inputs
     for _ in range(cfg.depth):
@@ -74,4 +98,4 @@ def build_mlp(inputs: int, cfg: MLPConfig) -> nn.Sequential:
             layers.append(nn.Dropout(cfg.dropout))
         width = cfg.width
     layers.append(nn.Linear(width, 1))
-    return nn.Sequential(*layers)
+    return Bounded(*layers) if cfg.head == "bounded" else nn.Sequential(*layers)

@@ -29,8 +29,8 @@ from costnet.tracking import finish, make_loggers
 
 
 def model_name(cfg: Mapping[str, Any]) -> str:
-    """A model config's short name: the sklearn model, else its kind."""
-    return str(cfg.get("model") or cfg.get("kind"))
+    """A model config's short name: its ``name``, else the sklearn model, else its kind."""
+    return str(cfg.get("name") or cfg.get("model") or cfg.get("kind"))
 
 
 def load_rows(cfg: DictConfig) -> pd.DataFrame:
