@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.config import conf_dir, int_option
+from costnet.config import compose, conf_dir, int_option
 from costnet.data.store import atomic_write_bytes, staged_dir
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, enrich
@@ -49,14 +49,15 @@ def load_rows(cfg: DictConfig) -> pd.DataFrame:
     return enrich(frame)
 
 
-def baseline_configs(names: list[str]) -> dict[str, dict[str, Any]]:
-    """Baseline model configs by name, from conf/estimator/<name>.yaml."""
+def baseline_configs(names: list[str], seed: int) -> dict[str, dict[str, Any]]:
+    """Baseline model configs by name, composed from conf/estimator/<name>.yaml as
+    ``estimator=<name>`` would be (defaults merged, ``${seed}`` resolved)."""
     configs = {}
     for name in names:
-        path = conf_dir() / "estimator" / f"{name}.yaml"
-        if not path.is_file():
-            raise CostnetError(f"unknown baseline {name!r}: no {path}")
-        configs[name] = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        if not (conf_dir() / "estimator" / f"{name}.yaml").is_file():
+            raise CostnetError(f"unknown baseline {name!r}: no {conf_dir() / 'estimator' / (name + '.yaml')}")
+        job = compose("train", [f"estimator={name}", f"seed={seed}"])
+        configs[name] = OmegaConf.to_container(job.estimator, resolve=True)
     return configs
 
 
@@ -155,7 +156,7 @@ def fit_and_score(cfg: DictConfig, out: Path) -> pd.DataFrame:
     op = str(frame["op"].iloc[0])
     primary = model_name(cfg.estimator)
     models = {primary: OmegaConf.to_container(cfg.estimator, resolve=True)}
-    models.update({n: c for n, c in baseline_configs(list(cfg.baselines or [])).items() if n != primary})
+    models.update({n: c for n, c in baseline_configs(list(cfg.baselines or []), int(cfg.seed)).items() if n != primary})
     run = Run(cfg, op, out)
 
     def watch(_: int, fold: Fold, name: str) -> Monitor:  # MLPs log their training curves
