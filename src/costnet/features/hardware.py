@@ -7,6 +7,12 @@
 ``hw_memory_gb``      device memory, or host memory (0 for a catalog CPU: no device memory)
 ``hw_bus_width_bits`` memory bus width (0 where unknown, e.g. CPUs)
 ``hw_interconnect``   NVLink / PCIe for GPUs, ``host`` for CPUs (categorical)
+
+Spec sheets that list them (:func:`from_spec_sheet`: neusight2025's) also give these two, which
+the catalog lacks (so no feature set names them yet):
+
+``hw_sm_count``       streaming multiprocessors
+``hw_l2_mb``          L2 cache, MB
 """
 
 from __future__ import annotations
@@ -30,6 +36,15 @@ def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
         "hw_bus_width_bits": float(entry.get("memory_bus_width_bits") or 0),
         "hw_interconnect": str(entry.get("interconnect", "host" if cpu else "unknown")),
     }
+
+
+def from_spec_sheet(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Feature values of a GPU spec sheet in NeuSight's fields, as the neusight2025 dataset names them
+    (its README: ``devices.*`` columns), read as the catalog's; bus width and interconnect are not on it."""
+    catalog = {"peak_fp32_gflops": entry["fp32_peak_gflops"], "memory_bandwidth_gbs": entry["mem_bw_gbps"],
+               "cuda_cores": float(entry["num_sm"]) * float(entry["cores_per_sm"]),
+               "boost_clock_mhz": entry["freq_mhz"], "memory_gb": entry["dev_mem_gb"]}
+    return {**from_catalog(catalog), "hw_sm_count": float(entry["num_sm"]), "hw_l2_mb": float(entry["l2_cache_mb"])}
 
 
 # Record fields behind each feature for devices outside the catalog (CPUs, unknown GPUs).
