@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from costnet.config import repo_root
+from costnet.config import compose, repo_root
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
+from costnet.protocols import evaluate
+from costnet.protocols.evaluate import run_evaluation
 from costnet.sources import load_source, neusight2025, source
 from tests.conftest import run_main
 
@@ -177,6 +179,25 @@ def test_train_then_evaluate_on_another_directory(tiny: Path, tmp_path: Path) ->
     rows = pd.read_parquet(preds)
     assert {"gpu", "b", "m", "n", "k", "latency_ms", "kernel_name", "predicted_ms"} <= set(rows)
     assert (rows["gpu"] == "Zeta 9").all() and (rows["predicted_ms"] > 0).all()
+
+
+def test_evaluate_scores_the_dataset_op_asked_for(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    """A model of elementwise rows scores every element-wise file, or only op=add's."""
+
+    class Model:
+        op = "elementwise"
+
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            return np.ones(len(frame))
+
+    write_op(tiny, "relu")
+    monkeypatch.setattr(evaluate, "load_predictor", lambda path: Model())
+    preds = tmp_path / "pred.parquet"
+    for op, ops in ((None, {"add", "relu"}), ("add", {"add"})):
+        run_evaluation(compose("evaluate", ["model=m", "dataset=neusight2025", f"dataset.path={tiny}",
+                                            f"predictions={preds}", f"op={op or 'null'}"]))
+        assert set(pd.read_parquet(preds)["op"]) == ops
 
 
 # The real dataset: README, "Rows per op and GPU" and "What each op computes".
