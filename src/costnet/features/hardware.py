@@ -36,6 +36,16 @@ def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def from_spec_sheet(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Feature values of a GPU spec sheet in NeuSight's fields, as the neusight2025 dataset names them
+    (its README: ``devices.*`` columns), read as the catalog's; bus width and interconnect are not on it."""
+    catalog = {"peak_fp32_gflops": entry["fp32_peak_gflops"], "memory_bandwidth_gbs": entry["mem_bw_gbps"],
+               "cuda_cores": float(entry["num_sm"]) * float(entry["cores_per_sm"]),
+               "boost_clock_mhz": entry["freq_mhz"], "memory_gb": entry["dev_mem_gb"],
+               "sm_count": entry["num_sm"], "l2_cache_mb": entry["l2_cache_mb"]}
+    return from_catalog(catalog)
+
+
 # Record fields behind each feature for devices outside the catalog (CPUs, unknown GPUs).
 _RECORD_FIELDS = {
     "cpu": {"hw_cores": "threads", "hw_clock_mhz": "max_frequency_mhz", "hw_bus_width_bits": None},

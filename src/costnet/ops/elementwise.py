@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -17,28 +17,49 @@ from costnet.ops.params import Params
 from costnet.ops.traced import Call, TensorArg, Uncovered
 
 
-class _Add(nn.Module):
+class _Binary(nn.Module):
+    """``fn`` of two tensors."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x + y
+        return self.fn(x, y)
 
 
-class _Mul(nn.Module):
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x * y
+class _WithScalar(nn.Module):
+    """``fn`` of a tensor and the Python scalar ``SCALAR_OPERAND``."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, SCALAR_OPERAND)
 
 
 UNARY: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "silu": nn.SiLU,
     "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "hardswish": nn.Hardswish,
 }
-BINARY: dict[str, type[nn.Module]] = {"add": _Add, "mul": _Mul}
-FUNCTIONS = (*UNARY, *BINARY)
+BINARY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "add": torch.add, "mul": torch.mul, "div": torch.div, "pow": torch.pow}
+# The same with a Python scalar as second operand: one tensor read (NeuSight's addu, mulu,
+# divu, powu; ../shared/datasets/neusight2025/README.md, "What each op computes").
+WITH_SCALAR = {f"{fn}u": BINARY[fn] for fn in ("add", "mul", "div", "pow")}
+# 1.5 is no exponent torch.pow specializes (0.5, -0.5, -1, 2, 3, -2 in PowKernel.cu), so powu
+# runs the general kernel, as NeuSight's rows did (their kernel_name: pow_tensor_scalar_kernel_impl's
+# fourth lambda, its general branch).
+SCALAR_OPERAND = 1.5
+FUNCTIONS = (*UNARY, *BINARY, *WITH_SCALAR)
 # Forward FLOPs per output element of the elementwise op's functions, counting each
-# operation of the defining formula (torch.nn docs) as 1 and exp/erf like a tanh
+# operation of the defining formula (torch.nn docs) as 1 and exp/erf/log like a tanh
 # (as ACTIVATION_FLOPS does): relu6 = min(max(x, 0), 6); silu = x * sigmoid(x);
-# gelu = x/2 * (1 + erf(x / sqrt 2)); hardswish = x * relu6(x + 3) / 6.
+# gelu = x/2 * (1 + erf(x / sqrt 2)); hardswish = x * relu6(x + 3) / 6; pow(x, y) = exp(y * log x).
 ELEMENTWISE_FLOPS = {"relu": 1, "relu6": 2, "sigmoid": 4, "tanh": 5, "silu": 5, "gelu": 9, "hardswish": 5,
-                     "add": 1, "mul": 1}
+                     "add": 1, "mul": 1, "div": 1, "pow": 11}
+ELEMENTWISE_FLOPS.update({fn: ELEMENTWISE_FLOPS[fn[:-1]] for fn in WITH_SCALAR})
 # Dropout in training draws a uniform number, compares it with p and scales the kept
 # values (about 3 per element); in forward mode (eval) it returns its input untouched.
 DROPOUT_FLOPS = {"forward": 0, "train": 3}
@@ -68,7 +89,8 @@ def _per_element(rows: pd.DataFrame, batch: np.ndarray, per: PerRow, operands: P
 
 
 class Elementwise(Op):
-    """One elementwise function of [batch, features]; ``add`` and ``mul`` take two such inputs.
+    """One elementwise function of [batch, features]; the ``BINARY`` ones take two such inputs,
+    the ``WITH_SCALAR`` ones one and a Python scalar.
 
     Out of place (a network's ``ReLU(inplace=True)`` saves the output allocation).
     """
@@ -90,7 +112,9 @@ class Elementwise(Op):
         shape = (cfg["batch"], cfg["features"])
         fn = cfg["fn"]
         if fn in BINARY:
-            return BINARY[fn](), (tensor(shape, device, dtype), tensor(shape, device, dtype))
+            return _Binary(BINARY[fn]), (tensor(shape, device, dtype), tensor(shape, device, dtype))
+        if fn in WITH_SCALAR:
+            return _WithScalar(WITH_SCALAR[fn]), (tensor(shape, device, dtype),)
         if fn in UNARY:
             return UNARY[fn](), (tensor(shape, device, dtype),)
         raise CostnetError(f"unknown elementwise fn {fn!r}: choose from {list(FUNCTIONS)}")

@@ -29,7 +29,7 @@ from costnet.paleo import layers as L
 from costnet.paleo.presets import Costs, load_costs
 from costnet.paleo.spec import Net
 
-BINARY_FNS: frozenset[str] = frozenset({"add", "sub", "mul", "div", "truediv", "maximum", "minimum"})
+BINARY_FNS: frozenset[str] = frozenset({"add", "sub", "mul", "div", "truediv", "pow", "maximum", "minimum"})
 OPS: tuple[str, ...] = ("conv2d", "depthwise", "dense", "pool2d", "adaptive_pool2d", "batchnorm2d", "elementwise", "dropout",
                         "softmax", "layernorm", "matmul", "attention", "embedding")
 

@@ -20,11 +20,12 @@ def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
         if cfg.get(key):
             ensure_writable(Path(str(cfg[key])), file=True)
     predictor = load_predictor(str(cfg.model))
-    frame = load_source(cfg.dataset, predictor.op)
+    op = str(cfg.get("op") or predictor.op)
+    frame = load_source(cfg.dataset, op)
     if cfg.get("devices"):
         frame = frame[frame["device"].astype(str).isin([str(d) for d in cfg.devices])]
     if frame.empty:
-        raise CostnetError(f"no rows of op {predictor.op!r} to evaluate in dataset {cfg.dataset.name!r}")
+        raise CostnetError(f"no rows of op {op!r} to evaluate in dataset {cfg.dataset.name!r}")
     pred = predictor.predict(frame)
     table = metrics_by(frame, pred, ["device"])
     if cfg.get("out"):
@@ -33,6 +34,6 @@ def run_evaluation(cfg: DictConfig) -> pd.DataFrame:
         atomic_write_bytes(out, scores_json(scores))
     if cfg.get("predictions"):
         path = Path(str(cfg.predictions))
-        original = source(cfg.dataset).original(cfg.dataset, predictor.op, frame)
+        original = source(cfg.dataset).original(cfg.dataset, op, frame)
         original.assign(predicted_ms=pred).to_parquet(path)
     return table

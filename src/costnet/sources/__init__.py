@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from costnet.errors import CostnetError
-from costnet.sources import justus2018, local
+from costnet.sources import justus2018, local, neusight2025
 
 OP_ALIASES = {"conv": "conv2d", "conv2d": "conv2d", "dense": "dense"}
 
@@ -31,6 +31,7 @@ class Source:
 SOURCES = {
     "justus2018": Source(justus2018.load, justus2018.files, justus2018.original),
     "local": Source(local.load, local.files, local.original),
+    "neusight2025": Source(neusight2025.load, neusight2025.files, neusight2025.original),
 }
 
 
@@ -46,6 +47,7 @@ def load_source(cfg: Mapping[str, Any], op: str | None) -> pd.DataFrame:
     """Rows of the dataset described by ``cfg`` (``conf/dataset/*.yaml``).
 
     ``device`` becomes the device name every protocol groups by: the GPU name for
-    justus2018, the ``hardware_id`` for local collections.
+    justus2018, the GPU's short name (``gpu_short``) for neusight2025, the ``hardware_id`` for
+    local collections.
     """
     return source(cfg).load(cfg, OP_ALIASES.get(op, op) if op else None)
