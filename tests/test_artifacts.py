@@ -18,7 +18,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from costnet.errors import CostnetError
 from costnet.nets.arrays import to_arrays
-from costnet.nets.estimators import LinearFlops, MLPEstimator, Paleo, SklearnEstimator
+from costnet.nets.estimators import LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
 from costnet.nets.predictor import FORMAT, KEY, Predictor, load_predictor
 from costnet.networks.estimate import read_predictors
@@ -54,7 +54,7 @@ def fitted_estimators() -> list:
     sklearn = [SklearnEstimator(FEATURES, m, g) for m, g in
                [("tree", {"min_samples_leaf": [5]}), ("forest", {"n_estimators": [10], "n_jobs": [1]}),
                 ("gbm", {"max_iter": [40]}), ("linear", {})]]
-    return [e.fit(train, val) for e in (mlp, *sklearn, LinearFlops(), Paleo())]
+    return [e.fit(train, val) for e in (mlp, *sklearn, LinearFlops(), Paleo(), Roofline())]
 
 
 def test_every_estimator_round_trips(tmp_path: Path) -> None:

@@ -350,3 +350,25 @@ class Paleo(Estimator):
         est = cls()
         est.coef = {str(d): (float(c), float(m)) for d, (c, m) in doc["coef"].items()}
         return est
+
+
+class Roofline(Estimator):
+    """The roofline itself, nothing fitted: time = max(FLOPs / peak, bytes / bandwidth)
+    (Williams et al. 2009), the physics floor every other model is measured against."""
+
+    kind = "roofline"
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> Roofline:
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        if "t_roofline_ms" not in frame:
+            raise CostnetError("the roofline needs hardware peaks (hw_peak_gflops, hw_bandwidth_gbs) for every row")
+        return frame["t_roofline_ms"].to_numpy(float)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": self.kind}, {}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Roofline:
+        return cls()

@@ -7,10 +7,10 @@ from typing import Any
 
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet
-from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, SklearnEstimator
+from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
 
-KINDS = ("mlp", "sklearn", "linear_flops", "paleo")
+KINDS = ("mlp", "sklearn", "linear_flops", "paleo", "roofline")
 
 
 def make_estimator(cfg: Mapping[str, Any], features: FeatureSet, seed: int) -> Estimator:
@@ -30,4 +30,6 @@ def make_estimator(cfg: Mapping[str, Any], features: FeatureSet, seed: int) -> E
         return LinearFlops()
     if kind == "paleo":
         return Paleo()
+    if kind == "roofline":
+        return Roofline()
     raise CostnetError(f"unknown model kind {kind!r}: choose from {list(KINDS)}")

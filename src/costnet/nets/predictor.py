@@ -25,11 +25,12 @@ import safetensors.numpy
 from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
 from costnet.features.transform import enrich
-from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, SklearnEstimator
+from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 
 FORMAT = 2  # 1: a torch pickle (never loaded: unpickling runs code); 2: safetensors with JSON metadata
 KEY = "costnet"  # the metadata entry holding the JSON document
-KINDS: dict[str, type[Estimator]] = {cls.kind: cls for cls in (MLPEstimator, SklearnEstimator, LinearFlops, Paleo)}
+KINDS: dict[str, type[Estimator]] = {cls.kind: cls for cls in (MLPEstimator, SklearnEstimator, LinearFlops, Paleo,
+                                                                Roofline)}
 
 
 class Predictor:
