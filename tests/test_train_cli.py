@@ -114,3 +114,17 @@ def test_offline_wandb_runs_hold_what_the_dashboard_needs(tmp_path: Path) -> Non
             assert any(k.startswith(key) for k in logged.history_keys), (key, logged.history_keys)
         assert {p.suffix for p in logged.media} == {".png", ".json"}
     assert "val_loss" in runs["mlp"].history_keys  # the MLP's training curve
+
+
+def test_a_dataset_recommends_its_model_unless_the_command_line_chooses() -> None:
+    from costnet.cli.train import recommended
+    from costnet.config import compose
+
+    def chosen(*given: str) -> tuple[str, str]:
+        cfg = recommended(compose("train", list(given)), list(given))
+        return str(cfg.estimator.get("name") or cfg.estimator.get("model") or cfg.estimator.kind), str(cfg.features.name)
+
+    assert chosen("dataset=neusight2025", "protocol=lodo", "estimator.max_epochs=3") == ("bounded", "gpu")
+    assert chosen("dataset=neusight2025", "estimator=gbm") == ("gbm", "gpu")
+    assert chosen("dataset=neusight2025", "features=hardware") == ("bounded", "hardware")
+    assert chosen("dataset=justus2018", "protocol=lodo") == ("mlp", "hardware")  # no recommendation
