@@ -72,7 +72,7 @@ def test_linear_flops_is_one_line_per_device() -> None:
     frame = synthetic(500)
     frame["time_median_ms"] = np.where(frame["device"] == "fast", 1e-9, 4e-9) * frame["flops"] + 0.5
     model = LinearFlops().fit(frame, frame.iloc[:0])
-    assert model.lines["fast"][0] == pytest.approx(1e-9) and model.lines["slow"][1] == pytest.approx(0.5)
+    assert model.coef["fast"][0] == pytest.approx(1e-9) and model.coef["slow"][1] == pytest.approx(0.5)
 
 
 def test_mlp_learns_and_is_deterministic() -> None:

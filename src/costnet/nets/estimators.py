@@ -122,8 +122,13 @@ class MLPEstimator(Estimator):
         """
         if self.cfg.relative_to == "none":
             return np.zeros(len(frame))
+        return self._log_roofline(frame, "relative_to=roofline")
+
+    @staticmethod
+    def _log_roofline(frame: pd.DataFrame, option: str) -> np.ndarray:
+        """Log of each row's roofline time (ms), which ``option`` needs for every row."""
         if "t_roofline_ms" not in frame or not np.all(frame["t_roofline_ms"].to_numpy(float) > 0):
-            raise CostnetError("mlp relative_to=roofline needs hardware peaks (t_roofline_ms) for every row")
+            raise CostnetError(f"mlp {option} needs hardware peaks (t_roofline_ms) for every row")
         return np.log(frame["t_roofline_ms"].to_numpy(float))
 
     def _x(self, frame: pd.DataFrame) -> np.ndarray:
@@ -131,9 +136,7 @@ class MLPEstimator(Estimator):
         x = self.transform.transform(frame)
         if self.cfg.head != "bounded":
             return x
-        if "t_roofline_ms" not in frame or not np.all(frame["t_roofline_ms"].to_numpy(float) > 0):
-            raise CostnetError("mlp head=bounded needs hardware peaks (t_roofline_ms) for every row")
-        return np.hstack([x, np.log(frame["t_roofline_ms"].to_numpy(float))[:, None].astype(np.float32)])
+        return np.hstack([x, self._log_roofline(frame, "head=bounded")[:, None].astype(np.float32)])
 
     def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         logy = np.log(target(frame)) - self._base(frame)
@@ -272,39 +275,57 @@ class SklearnEstimator(Estimator):
         return est
 
 
-class LinearFlops(Estimator):
+class PerDevice(Estimator):
+    """Two coefficients fitted per training device, and on all training rows pooled (``"*"``)
+    for devices unseen in training; a subclass says how a pair is fitted and what it predicts."""
+
+    def __init__(self) -> None:
+        self.coef: dict[str, tuple[float, float]] = {}
+
+    @staticmethod
+    def _fit_pair(rows: pd.DataFrame) -> tuple[float, float]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _time(a: np.ndarray, b: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+        """Time (ms) of ``frame``'s rows given each row's pair of coefficients."""
+        raise NotImplementedError
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> PerDevice:
+        self.coef = {str(d): self._fit_pair(rows) for d, rows in train.groupby("device")}
+        self.coef["*"] = self._fit_pair(train)
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        a, b = zip(*(self.coef.get(str(d), self.coef["*"]) for d in frame["device"]))
+        return np.maximum(self._time(np.asarray(a), np.asarray(b), frame), 1e-6)
+
+    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": self.kind, "coef": self.coef}, {}
+
+    @classmethod
+    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> PerDevice:
+        est = cls()
+        est.coef = {str(d): (float(a), float(b)) for d, (a, b) in doc["coef"].items()}
+        return est
+
+
+class LinearFlops(PerDevice):
     """The paper's baseline: time = a * FLOPs + b, one line per device (all devices pooled as fallback)."""
 
     kind = "linear_flops"
 
-    def __init__(self) -> None:
-        self.lines: dict[str, tuple[float, float]] = {}
-
     @staticmethod
-    def _line(rows: pd.DataFrame) -> tuple[float, float]:
+    def _fit_pair(rows: pd.DataFrame) -> tuple[float, float]:
         reg = LinearRegression().fit(rows[["flops"]].to_numpy(float), target(rows))
         return float(reg.coef_[0]), float(reg.intercept_)
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> LinearFlops:
-        self.lines = {str(d): self._line(rows) for d, rows in train.groupby("device")}
-        self.lines["*"] = self._line(train)
-        return self
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        a, b = zip(*(self.lines.get(str(d), self.lines["*"]) for d in frame["device"]))
-        return np.maximum(np.asarray(a) * frame["flops"].to_numpy(float) + np.asarray(b), 1e-6)
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": self.kind, "lines": self.lines}, {}
-
-    @classmethod
-    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> LinearFlops:
-        est = cls()
-        est.lines = {str(d): (float(a), float(b)) for d, (a, b) in doc["lines"].items()}
-        return est
+    @staticmethod
+    def _time(a: np.ndarray, b: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+        return a * frame["flops"].to_numpy(float) + b
 
 
-class Paleo(Estimator):
+class Paleo(PerDevice):
     """PALEO's analytical estimate (Qi et al. 2017): T = FLOPs / (peak * PPP) + bytes / bandwidth.
 
     Per device, the compute and memory coefficients are fitted by non-negative
@@ -316,11 +337,8 @@ class Paleo(Estimator):
 
     kind = "paleo"
 
-    def __init__(self) -> None:
-        self.coef: dict[str, tuple[float, float]] = {}
-
     @staticmethod
-    def _fit(rows: pd.DataFrame) -> tuple[float, float]:
+    def _fit_pair(rows: pd.DataFrame) -> tuple[float, float]:
         y = target(rows)
         a = rows[["t_compute_ms", "t_memory_ms"]].to_numpy(float) / y[:, None]  # relative error weights
         if not np.isfinite(a).all():
@@ -329,27 +347,12 @@ class Paleo(Estimator):
         coef, _ = nnls(a, np.ones(len(y)))
         return float(coef[0]), float(coef[1])
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> Paleo:
-        self.coef = {str(d): self._fit(rows) for d, rows in train.groupby("device")}
-        self.coef["*"] = self._fit(train)
-        return self
+    @staticmethod
+    def _time(a: np.ndarray, b: np.ndarray, frame: pd.DataFrame) -> np.ndarray:
+        return a * frame["t_compute_ms"].to_numpy(float) + b * frame["t_memory_ms"].to_numpy(float)
 
     def ppp(self) -> dict[str, float]:
         return {d: (1 / c[0] if c[0] > 0 else float("inf")) for d, c in self.coef.items()}
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        c, m = zip(*(self.coef.get(str(d), self.coef["*"]) for d in frame["device"]))
-        t = np.asarray(c) * frame["t_compute_ms"].to_numpy(float) + np.asarray(m) * frame["t_memory_ms"].to_numpy(float)
-        return np.maximum(t, 1e-6)
-
-    def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"kind": self.kind, "coef": self.coef}, {}
-
-    @classmethod
-    def from_state(cls, doc: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Paleo:
-        est = cls()
-        est.coef = {str(d): (float(c), float(m)) for d, (c, m) in doc["coef"].items()}
-        return est
 
 
 class Roofline(Estimator):
