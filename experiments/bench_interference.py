@@ -27,6 +27,7 @@ import pandas as pd
 from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data import load_dataset
+from costnet.data.info import flagged
 from costnet.timing.interference import Probe, others_cores
 
 BUSY_LOOP = "while True: pass"
@@ -52,15 +53,15 @@ def compare(idle: pd.DataFrame, again: pd.DataFrame, other: pd.DataFrame, tolera
     moved = (ratio - 1).abs() > tolerance
     low, high = both[["idle", "again"]].min(axis=1), both[["idle", "again"]].max(axis=1)
     beyond = (t > high * (1 + tolerance)) | (t < low / (1 + tolerance))
-    flagged = both["disturbed"].fillna(False).astype(bool)
+    marked = flagged(both)
     return {"rows": len(both), "moved": float(moved.mean()), "beyond_idle": float(beyond.mean()),
-            "flagged": float(flagged.mean()), "moved_unflagged": float((moved & ~flagged).mean()),
-            "moved_unflagged_rows": int((moved & ~flagged).sum()),
-            "beyond_idle_unflagged": float((beyond & ~flagged).mean()),
-            "beyond_idle_unflagged_rows": int((beyond & ~flagged).sum()),
+            "flagged": float(marked.mean()), "moved_unflagged": float((moved & ~marked).mean()),
+            "moved_unflagged_rows": int((moved & ~marked).sum()),
+            "beyond_idle_unflagged": float((beyond & ~marked).mean()),
+            "beyond_idle_unflagged_rows": int((beyond & ~marked).sum()),
             "moved_2x": float(((ratio > 2) | (ratio < 0.5)).mean()), "median_ratio": float(ratio.median()),
             "retimed_blocks": int(both["retimed_blocks"].sum()),
-            "max_ratio_unflagged": float(ratio[~flagged].max()) if (~flagged).any() else float("nan")}
+            "max_ratio_unflagged": float(ratio[~marked].max()) if (~marked).any() else float("nan")}
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from costnet.collect.runner import collect
 from costnet.config import compose
 from costnet.data import load_dataset
-from costnet.data.info import info
+from costnet.data.info import flagged, info
 from costnet.data.store import ensure_writable
 from costnet.protocols.train import run_training, summary_table
 from costnet.tracking import quiet_lightning
@@ -65,10 +65,10 @@ def report(data: Path, out: Path, trained: dict[str, pd.DataFrame]) -> list[str]
     rows = load_dataset(data, include_failed=True)
     ok = rows[rows["status"] == "ok"]
     per_op = ", ".join(f"{op} {n}" for op, n in ok["op"].value_counts().sort_index().items())
-    flagged = int(ok["disturbed"].fillna(False).astype(bool).sum()) if "disturbed" in ok else 0
+    disturbed = int(flagged(ok).sum())
     lines = ["", "== report",
              f"rows: {len(ok)} timed ({per_op}), {len(rows) - len(ok)} failed or skipped; disturbed by other work: "
-             f"{flagged} ({100 * flagged / max(len(ok), 1):.1f} %, left out of training unless dataset.disturbed=keep)"]
+             f"{disturbed} ({100 * disturbed / max(len(ok), 1):.1f} %, left out of training unless dataset.disturbed=keep)"]
     table = pd.concat([pooled(t) for t in trained.values()], ignore_index=True) if trained else pd.DataFrame()
     if not table.empty:
         shown = pd.DataFrame({"op": table["op"], "model": table["model"], "test MRE %": 100 * table["mre"],

@@ -137,7 +137,7 @@ class Neighbours:
         cores, self.last = others_cores(self.last, now), now
         self.peak = max(self.peak, cores)
         if cores > self.limit and not self.warned:
-            self.write(f"warning: other processes used {cores:.2f} of {psutil.cpu_count()} cores {when}; "
+            self.write(f"costnet: warning: other processes used {cores:.2f} of {psutil.cpu_count()} cores {when}; "
                        f"timings will be disturbed (re-timed or flagged disturbed=true); run costnet-collect "
                        f"on an idle machine")
         self.warned = cores > self.limit

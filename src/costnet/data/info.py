@@ -9,15 +9,23 @@ import pandas as pd
 from costnet.data.store import read_hardware, read_table
 
 
+def flagged(frame: pd.DataFrame) -> pd.Series:
+    """Whether each row's timing was disturbed by other work (column ``disturbed``; False where
+    unknown: datasets collected before costnet watched for interference)."""
+    if "disturbed" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["disturbed"].fillna(False).astype(bool)
+
+
 def disturbance(frame: pd.DataFrame) -> str:
-    """How many timed rows other work disturbed (column ``disturbed``; unknown in datasets
-    collected before costnet watched for interference)."""
+    """How many timed rows other work disturbed, and how many were timed unwatched."""
     ok = frame[frame["status"] == "ok"]
-    known = ok["disturbed"].dropna() if "disturbed" in ok else ok.iloc[:0, :0]
-    line = (f"disturbed: {int(known.astype(bool).sum())} of {len(ok)} timed rows "
-            f"({100 * known.astype(bool).mean() if len(known) else 0:.1f} %) kept samples that other work disturbed")
-    if len(known) < len(ok):
-        line += f"; {len(ok) - len(known)} rows were collected without interference checks"
+    known = int(ok["disturbed"].notna().sum()) if "disturbed" in ok else 0
+    count = int(flagged(ok).sum())
+    line = (f"disturbed: {count} of {len(ok)} timed rows "
+            f"({100 * count / known if known else 0:.1f} %) kept samples that other work disturbed")
+    if known < len(ok):
+        line += f"; {len(ok) - known} rows were collected without interference checks"
     return line
 
 

@@ -3,7 +3,6 @@ hardware features of the machine it ran on."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,9 @@ from typing import Any
 import pandas as pd
 
 from costnet.data import load_dataset
+from costnet.data.info import flagged
 from costnet.data.store import read_hardware, shards
-from costnet.errors import CostnetError
+from costnet.errors import CostnetError, warn
 from costnet.features.hardware import from_record
 
 
@@ -48,15 +48,15 @@ def _disturbed(frame: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Rows whose timing other work disturbed (``disturbed``): dropped (``drop``) or kept (``keep``)."""
     if rule not in ("drop", "keep"):
         raise CostnetError(f"dataset.disturbed must be 'drop' or 'keep', got {rule!r}")
-    if rule == "keep" or "disturbed" not in frame:
+    if rule == "keep":
         return frame
-    bad = frame["disturbed"].fillna(False).astype(bool)
+    bad = flagged(frame)
     if bad.all() and len(frame):
         raise CostnetError(f"all {len(frame)} rows were disturbed by other work while timing; collect again on an "
                            f"idle machine, or train on them anyway with dataset.disturbed=keep")
     if bad.any():
-        print(f"dataset: dropped {int(bad.sum())} of {len(frame)} rows disturbed while timing "
-              f"(dataset.disturbed=keep keeps them)", file=sys.stderr)
+        warn(f"dataset: dropped {int(bad.sum())} of {len(frame)} rows disturbed while timing "
+             f"(dataset.disturbed=keep keeps them)")
     return frame[~bad].reset_index(drop=True)
 
 

@@ -229,15 +229,14 @@ def _measure(fn: Callable[[], object], cfg: TimingConfig, clock: Clock, probe: P
         block = clock.time_block(fn, number)
         after = probe.read()
         timed += block
-        if disturbed(before, after, block, cfg.max_wait) and not giving_up:
-            before = after
+        quiet, before = not disturbed(before, after, block, cfg.max_wait), after
+        if not quiet and not giving_up:
             if retimed < cfg.retries and probe.others() <= cfg.max_others:
                 retimed += 1
                 continue
             # out of retries, or neighbours busy all along (the row will be flagged whatever
             # its blocks say): from here on every block is kept, and the measurement says so
             giving_up = True
-        before = after
         samples.append(block / number)
         if len(samples) >= cfg.min_runs:
             spread = relative_spread(samples, cfg.spread)

@@ -18,6 +18,7 @@ from torch import nn
 
 from costnet.errors import CostnetError
 from costnet.ops import Op
+from costnet.ops.step import check_dtypes
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -48,8 +49,7 @@ def optimizer_factory(optimizers: Mapping[str, Any]) -> OptimizerFactory:
 
 def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype called ``name``."""
-    if name not in DTYPES:
-        raise CostnetError(f"unknown dtype {name!r}: choose from {list(DTYPES)}")
+    check_dtypes([name])
     return DTYPES[name]
 
 
