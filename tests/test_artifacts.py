@@ -90,8 +90,10 @@ def test_other_versions_and_malformed_metadata_are_refused(tmp_path: Path) -> No
 
     with pytest.raises(CostnetError, match="without costnet metadata"):
         load_predictor(artifact("plain.safetensors", None))
-    with pytest.raises(CostnetError, match=f"has format 3; this costnet reads format {FORMAT}"):
-        load_predictor(artifact("v3.safetensors", json.dumps({"format": 3})))
+    with pytest.raises(CostnetError, match=f"has format 4; this costnet reads format {FORMAT}"):
+        load_predictor(artifact("v4.safetensors", json.dumps({"format": 4})))
+    with pytest.raises(CostnetError, match="has format 2; .* changed meaning since: retrain it"):
+        load_predictor(artifact("v2.safetensors", json.dumps({"format": 2})))
     with pytest.raises(CostnetError, match="unreadable costnet metadata"):
         load_predictor(artifact("garbled.safetensors", "{not json"))
     with pytest.raises(CostnetError, match="malformed"):

@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from costnet.config import compose, repo_root
 from costnet.errors import CostnetError
 from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
-from costnet.features.gpu import GPU_FEATURES
+from costnet.features.gpu import GPU_FEATURES, gpu_features, wave_bound_ms
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
 from costnet.networks.estimate import Setting
@@ -92,13 +92,17 @@ def test_forward_rows_have_no_backward_cost() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c["op"])
 def test_gemm_view_accounts_for_the_forward_product(case: dict) -> None:
-    """M x N x K (per group) is the forward's matrix work; tiles cover the M x N output."""
+    """gemm_count GEMMs of M x N x K (one per conv group, one per matrix of a batched product)
+    are the forward's matrix work; tiles cover each M x N output."""
     row = {**case, "mode": "forward", "optimizer": "none", "dtype": "float32", "bias": False, "activation": "none"}
     f = analytical_features(pd.DataFrame([row])).iloc[0]
-    groups = case.get("groups", 1)
-    assert 2 * f["gemm_m"] * f["gemm_n"] * f["gemm_k"] * groups == pytest.approx(f["flops_fwd"])
-    tiles = np.ceil(f["gemm_m"] / 128) * np.ceil(f["gemm_n"] / 128)
-    assert f["gemm_tiles"] == tiles and f["tile_fill"] == pytest.approx(f["gemm_m"] * f["gemm_n"] / (tiles * 128**2))
+    count = {"conv2d": case.get("groups", 1), "depthwise": case.get("channels_in"), "matmul": case.get("batch")
+             }.get(case["op"], 1)
+    assert f["gemm_count"] == count
+    assert 2 * f["gemm_m"] * f["gemm_n"] * f["gemm_k"] * count == pytest.approx(f["flops_fwd"])
+    tiles = count * np.ceil(f["gemm_m"] / 128) * np.ceil(f["gemm_n"] / 128)
+    assert f["gemm_tiles"] == tiles
+    assert f["tile_fill"] == pytest.approx(count * f["gemm_m"] * f["gemm_n"] / (tiles * 128**2))
 
 
 def test_gemm_tiles_count_partly_filled_tiles_whole() -> None:
@@ -108,6 +112,64 @@ def test_gemm_tiles_count_partly_filled_tiles_whole() -> None:
                                                 "channels_in": 3, "padding": "valid"}]))
     assert f.loc[0, "gemm_tiles"] == 2 * 2 and f.loc[0, "tile_fill"] == pytest.approx(129 * 256 / (4 * 128**2))
     assert f.loc[1, ["gemm_m", "gemm_tiles", "tile_fill"]].tolist() == [0, 0, 0]  # pooling is no GEMM
+
+
+def test_gpu_features_of_a_hand_computed_gemm_on_a_ten_sm_gpu() -> None:
+    """A 300 x 200 output GEMM (k = 64) and a pooling row on a made-up GPU: 10 SMs, 1 MiB L2,
+    1000 GFLOP/s over 100 GB/s (ridge point 10 FLOP/byte). Every value worked out by hand."""
+    device = {"hw_peak_gflops": 1000.0, "hw_bandwidth_gbs": 100.0, "hw_sm_count": 10.0, "hw_l2_mb": 1.0}
+    frame = pd.DataFrame([device, device])
+    analytical = pd.DataFrame({"gemm_m": [300.0, 0.0], "gemm_n": [200.0, 0.0], "gemm_count": [1.0, 0.0], "flops": [2 * 300 * 200 * 64, 4096.0],
+                               "bytes": [2**20 / 2, 2**21], "intensity": [5.0, 40.0]})
+    roofline = pd.DataFrame({"t_compute_ms": [1.0, 2.0], "t_roofline_ms": [4.0, 2.0], "t_bound_ms": [5.0, 2.0]})
+    f = gpu_features(frame, analytical, roofline)
+    assert list(f.columns) == list(GPU_FEATURES)
+    gemm = f.loc[0]
+    # 128-tiles: ceil(300/128) * ceil(200/128) = 3 * 2 = 6 tiles, one wave of 10 SMs, 6 of them busy
+    assert (gemm["waves_128"], gemm["fill_128"]) == (1, pytest.approx(0.6))
+    # 64-tiles: 5 * 4 = 20 tiles, two full waves
+    assert (gemm["waves_64"], gemm["fill_64"]) == (2, pytest.approx(1.0))
+    assert gemm["pad_128"] == pytest.approx(1 - 300 * 200 / (6 * 128**2))  # 6 tiles cover 98,304 outputs
+    assert gemm["ridge_ratio"] == pytest.approx(0.5) and f.loc[1, "ridge_ratio"] == pytest.approx(4.0)
+    assert gemm["l2_ratio"] == pytest.approx(0.5) and f.loc[1, "l2_ratio"] == pytest.approx(2.0)
+    assert gemm["flops_per_sm"] == pytest.approx(2 * 300 * 200 * 64 / 10) and gemm["bytes_per_sm"] == 2**20 / 20
+    assert gemm["compute_share"] == pytest.approx(0.25) and f.loc[1, "compute_share"] == pytest.approx(1.0)
+    assert gemm["bound_ratio"] == pytest.approx(1.25) and f.loc[1, "bound_ratio"] == pytest.approx(1.0)
+    # no GEMM: no tiles, waves or padding
+    assert f.loc[1, ["waves_128", "fill_128", "waves_64", "fill_64", "pad_128"]].tolist() == [0, 0, 0, 0, 0]
+
+
+def test_wave_bound_of_hand_computed_gemms() -> None:
+    """The wave-quantized bound on a 10-SM GPU of 1000 GFLOP/s (100 GFLOP/s per SM), by hand."""
+    device = {"hw_peak_gflops": 1000.0, "hw_sm_count": 10.0}
+    frame = pd.DataFrame([device] * 4)
+    analytical = pd.DataFrame({"gemm_m": [300.0, 128.0, 128.0, 0.0], "gemm_n": [200.0, 128.0, 128.0, 0.0],
+                               "gemm_k": [64.0, 4096.0, 4096.0, 0.0], "gemm_count": [1.0, 1.0, 10.0, 0.0]})
+    roofline = pd.DataFrame({"t_roofline_ms": [0.00768, 0.134217728, 1.34217728, 0.5]})
+    bound = wave_bound_ms(frame, analytical, roofline)
+    # 300 x 200: the least padded cover is 320 x 224 (32 x 32 or 64 x 32 tiles, 70 or 35 of them),
+    # spread evenly: each SM computes 320 * 224 * 2 * 64 / 10 = 917,504 FLOPs, 9.175 us
+    assert bound[0] == pytest.approx(917_504 / 1e11 * 1e3)
+    # 128 x 128, K = 4096: a power-of-two number of units never divides evenly over 10 SMs; the
+    # best is 32 x 32 tiles (16) cut into 32 K-slices: 512 units in 52 waves of 2 * 32 * 32 * 128 FLOPs
+    assert bound[1] == pytest.approx(52 * 2 * 32 * 32 * 128 / 1e11 * 1e3)
+    # ten such GEMMs (a batched product): 10 * 128^2 outputs fill whole waves, the roofline time
+    assert bound[2] == pytest.approx(1.34217728)
+    assert bound[3] == 0.5  # no GEMM: the roofline time itself
+    assert (bound >= roofline["t_roofline_ms"]).all()
+
+
+def test_gpu_features_without_sm_count_or_l2_are_missing_not_made_up() -> None:
+    """A device without an SM count or L2 size (a CPU, a catalog entry without them) gets NaN where
+    they enter, which the fitted transform reads as 0; the ridge ratio still comes from the peaks."""
+    frame = pd.DataFrame([{"hw_peak_gflops": 1000.0, "hw_bandwidth_gbs": 100.0}])
+    analytical = pd.DataFrame({"gemm_m": [256.0], "gemm_n": [256.0], "gemm_k": [256.0], "gemm_count": [1.0],
+                               "flops": [1e6], "bytes": [1e4], "intensity": [100.0]})
+    roofline = pd.DataFrame({"t_compute_ms": [1.0], "t_roofline_ms": [1.0]})
+    assert wave_bound_ms(frame, analytical, roofline)[0] == 1.0  # no SM count: the roofline time
+    f = gpu_features(frame, analytical, roofline.assign(t_bound_ms=1.0)).loc[0]
+    assert f["ridge_ratio"] == pytest.approx(10.0)
+    assert all(np.isnan(f[c]) for c in ("waves_128", "fill_128", "l2_ratio", "flops_per_sm", "bytes_per_sm"))
 
 
 def test_transform_is_fitted_on_training_rows_only() -> None:
@@ -156,7 +218,7 @@ FEATURE_SETS = sorted(p.stem for p in (repo_root() / "conf" / "features").glob("
 RAW = ["batch", "size", "kernel", "channels_in", "channels_out", "stride", "in_features", "out_features"]
 ANALYTICAL = ["out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd",
               "flops_update", "flops", "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity"]
-GEMM = ["gemm_m", "gemm_n", "gemm_k", "gemm_tiles", "tile_fill"]
+GEMM = ["gemm_m", "gemm_n", "gemm_k", "gemm_count", "gemm_tiles", "tile_fill"]
 HARDWARE = ["hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock_mhz", "hw_memory_gb", "hw_bus_width_bits"]
 ESTIMATES = ["t_compute_ms", "t_memory_ms", "t_roofline_ms", "t_paleo_ms"]
 LAYER_CATEGORIES = ["op", "padding", "activation", "optimizer", "bias"]
@@ -166,7 +228,7 @@ PINNED = {
     "analytical": (RAW + ANALYTICAL + GEMM, LAYER_CATEGORIES),
     "hardware": (RAW + ANALYTICAL + GEMM + HARDWARE + ESTIMATES, LAYER_CATEGORIES + ["hw_interconnect"]),
     "portable": (RAW + ANALYTICAL + GEMM + ["hw_peak_gflops", "hw_bandwidth_gbs"] + ESTIMATES, LAYER_CATEGORIES),
-    "gpu": (RAW + ANALYTICAL + GEMM + ESTIMATES[:3] + list(GPU_FEATURES), LAYER_CATEGORIES),
+    "gpu": (RAW + ANALYTICAL + GEMM + ESTIMATES[:3] + ["t_bound_ms"] + list(GPU_FEATURES), LAYER_CATEGORIES),
     # every op's parameters; no GEMM columns (the set predates them)
     "network": (["batch", "size", "kernel", "channels_in", "channels_out", "stride", "groups", "in_features",
                  "out_features", "features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n", "vocab",

@@ -347,3 +347,18 @@ def test_bounded_head_never_predicts_below_the_roofline(tmp_path: Path) -> None:
     assert np.allclose(loaded.predict(test), est.predict(test), rtol=1e-5)
     with pytest.raises(CostnetError, match="head must be"):
         MLPConfig(head="capped")
+
+
+def test_bounded_head_with_the_wave_bound_never_predicts_below_it() -> None:
+    """bound=wave: every prediction at least the wave-quantized bound, which is itself never
+    below the roofline and, for these small-batch GEMMs on 80 SMs, often above it."""
+    def rows(n: int, seed: int) -> pd.DataFrame:
+        frame = synthetic(n, seed)
+        return enrich(frame.assign(hw_sm_count=80.0).drop(columns=[c for c in frame if c.startswith("t_")]))
+    train, val, test = rows(800, 1), rows(100, 2), rows(200, 3)
+    assert (test["t_bound_ms"] >= test["t_roofline_ms"]).all() and (test["t_bound_ms"] > 1.5 * test["t_roofline_ms"]).any()
+    cfg = MLPConfig(depth=2, width=32, max_epochs=5, patience=5, batch_size=128, head="bounded", bound="wave")
+    est = MLPEstimator(FEATURES, cfg).fit(train, val)
+    assert (est.predict(test) >= test["t_bound_ms"].to_numpy() * (1 - 1e-6)).all()
+    with pytest.raises(CostnetError, match="bound must be one of"):
+        MLPConfig(head="bounded", bound="tiles")

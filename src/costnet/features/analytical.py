@@ -21,7 +21,7 @@ from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
                        "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity",
-                       "gemm_m", "gemm_n", "gemm_k", "gemm_tiles", "tile_fill")
+                       "gemm_m", "gemm_n", "gemm_k", "gemm_count", "gemm_tiles", "tile_fill")
 # GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
 # tiles; a partly filled last row or column of tiles costs a whole one ("tile
 # quantization", NVIDIA's Matrix Multiplication Background User's Guide). 128 x 128 is
@@ -29,12 +29,13 @@ ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_ou
 GEMM_TILE = 128
 
 
-def gemm_shape(m: np.ndarray, n: np.ndarray, k: np.ndarray) -> dict[str, np.ndarray]:
-    """An op's GEMM view (output rows M, columns N, reduction K), its number of
-    ``GEMM_TILE``-square output tiles and the share of those tiles' area it fills."""
-    tiles = np.ceil(m / GEMM_TILE) * np.ceil(n / GEMM_TILE)
-    return {"gemm_m": m, "gemm_n": n, "gemm_k": k, "gemm_tiles": tiles,
-            "tile_fill": np.where(tiles > 0, m * n / np.maximum(tiles, 1) / GEMM_TILE**2, 0.0)}
+def gemm_shape(m: np.ndarray, n: np.ndarray, k: np.ndarray, count: np.ndarray) -> dict[str, np.ndarray]:
+    """An op's GEMM view (``count`` independent GEMMs of output rows M, columns N, reduction K),
+    its number of ``GEMM_TILE``-square output tiles and the share of those tiles' area it fills."""
+    count = np.where((m > 0) & (n > 0), count, 0.0)
+    tiles = count * np.ceil(m / GEMM_TILE) * np.ceil(n / GEMM_TILE)
+    return {"gemm_m": m, "gemm_n": n, "gemm_k": k, "gemm_count": count, "gemm_tiles": tiles,
+            "tile_fill": np.where(tiles > 0, count * m * n / np.maximum(tiles, 1) / GEMM_TILE**2, 0.0)}
 
 
 def _per_row(value: np.ndarray | float, n: int) -> np.ndarray:
@@ -84,7 +85,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
             "bytes_in": bytes_in, "bytes_weights": bytes_w, "bytes_out": bytes_out,
             "flops": fwd + np.where(train, bwd + update, 0),
             "bytes": fwd_bytes + np.where(train, bwd_bytes + upd_bytes, 0),
-            **gemm_shape(*(_per_row(v, n) for v in q.gemm)),
+            **gemm_shape(*(_per_row(v, n) for v in (*q.gemm, q.gemms))),
         }
         for name, value in values.items():
             out.loc[rows.index, name] = _per_row(value, n)

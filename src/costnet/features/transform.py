@@ -20,7 +20,7 @@ import pandas as pd
 from costnet.data.schema import CONFIG
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features, roofline_features
-from costnet.features.gpu import gpu_features
+from costnet.features.gpu import gpu_features, wave_bound_ms
 from costnet.ops import get_op
 
 
@@ -30,6 +30,7 @@ def enrich(frame: pd.DataFrame) -> pd.DataFrame:
     parts = [frame.drop(columns=[c for c in extra if c in frame]), extra]
     if all(c in frame for c in ("hw_peak_gflops", "hw_bandwidth_gbs")):
         roof = roofline_features(frame, extra)
+        roof["t_bound_ms"] = wave_bound_ms(frame, extra, roof)
         gpu = gpu_features(frame, extra, roof)
         parts += [roof, gpu]
         parts[0] = parts[0].drop(columns=[c for c in (*roof, *gpu) if c in parts[0]])

@@ -23,7 +23,7 @@ from sklearn.linear_model import LinearRegression
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform
 from costnet.nets.arrays import LinearArrays, TreeArrays, from_arrays, to_arrays
-from costnet.nets.mlp import MLPConfig, build_mlp
+from costnet.nets.mlp import BOUNDS, MLPConfig, build_mlp
 from costnet.nets.selection import REGRESSORS, choose
 
 
@@ -122,21 +122,21 @@ class MLPEstimator(Estimator):
         """
         if self.cfg.relative_to == "none":
             return np.zeros(len(frame))
-        return self._log_roofline(frame, "relative_to=roofline")
+        return self._log_time(frame, "t_roofline_ms", "relative_to=roofline")
 
     @staticmethod
-    def _log_roofline(frame: pd.DataFrame, option: str) -> np.ndarray:
-        """Log of each row's roofline time (ms), which ``option`` needs for every row."""
-        if "t_roofline_ms" not in frame or not np.all(frame["t_roofline_ms"].to_numpy(float) > 0):
-            raise CostnetError(f"mlp {option} needs hardware peaks (t_roofline_ms) for every row")
-        return np.log(frame["t_roofline_ms"].to_numpy(float))
+    def _log_time(frame: pd.DataFrame, column: str, option: str) -> np.ndarray:
+        """Log of each row's estimate ``column`` (ms), which ``option`` needs for every row."""
+        if column not in frame or not np.all(frame[column].to_numpy(float) > 0):
+            raise CostnetError(f"mlp {option} needs hardware peaks ({column}) for every row")
+        return np.log(frame[column].to_numpy(float))
 
     def _x(self, frame: pd.DataFrame) -> np.ndarray:
-        """The network's input: the features, and for the bounded head the log roofline bound."""
+        """The network's input: the features, and for the bounded head the log of its bound."""
         x = self.transform.transform(frame)
         if self.cfg.head != "bounded":
             return x
-        return np.hstack([x, self._log_roofline(frame, "head=bounded")[:, None].astype(np.float32)])
+        return np.hstack([x, self._log_time(frame, BOUNDS[self.cfg.bound], "head=bounded")[:, None].astype(np.float32)])
 
     def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         logy = np.log(target(frame)) - self._base(frame)

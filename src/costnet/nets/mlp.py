@@ -13,6 +13,10 @@ from costnet.errors import CostnetError
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
+# The bounded head's bounds: the column of each row's bound time (ms), see costnet.features.gpu.
+BOUNDS = {"roofline": "t_roofline_ms", "wave": "t_bound_ms"}
+
+
 @dataclass(frozen=True)
 class MLPConfig:
     """Architecture and training of the MLP (see conf/estimator/mlp.yaml)."""
@@ -32,6 +36,7 @@ class MLPConfig:
     ensemble: int = 1  # MLPs trained from seeds seed, seed + 1, ...; predictions averaged in log space
     relative_to: str = "none"  # none: regress log time; roofline: log(time / roofline estimate)
     head: str = "free"  # free: any time; bounded: never below the roofline bound (costnet.nets.mlp.Bounded)
+    bound: str = "roofline"  # the bounded head's bound: roofline (t_roofline_ms) or wave (t_bound_ms)
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -47,6 +52,8 @@ class MLPConfig:
             raise CostnetError(f"mlp: relative_to must be 'none' or 'roofline', got {self.relative_to!r}")
         if self.head not in ("free", "bounded"):
             raise CostnetError(f"mlp: head must be 'free' or 'bounded', got {self.head!r}")
+        if self.bound not in BOUNDS:
+            raise CostnetError(f"mlp: bound must be one of {list(BOUNDS)}, got {self.bound!r}")
         if self.head == "bounded" and self.relative_to != "none":
             raise CostnetError("mlp: head=bounded already predicts time relative to the roofline; use relative_to=none")
         if self.ensemble < 1:

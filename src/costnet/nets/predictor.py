@@ -27,7 +27,10 @@ from costnet.errors import CostnetError
 from costnet.features.transform import enrich
 from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 
-FORMAT = 2  # 1: a torch pickle (never loaded: unpickling runs code); 2: safetensors with JSON metadata
+# 1: a torch pickle (never loaded: unpickling runs code); 2: safetensors with JSON metadata;
+# 3: the same, with features whose meaning changed (a batched matmul's GEMM view is one matrix of
+# the batch, with gemm_count; the bounded head's bound), so a format-2 model would mispredict.
+FORMAT = 3
 KEY = "costnet"  # the metadata entry holding the JSON document
 KINDS: dict[str, type[Estimator]] = {cls.kind: cls for cls in (MLPEstimator, SklearnEstimator, LinearFlops, Paleo,
                                                                 Roofline)}
@@ -74,7 +77,7 @@ def load_predictor(path: str | Path) -> Predictor:
             arrays = {name: f.get_tensor(name) for name in f.keys()}
     except Exception as exc:
         raise CostnetError(f"{str(path)!r} is not a costnet model artifact (a safetensors file; artifacts of "
-                           f"costnet before format {FORMAT} were pickles, which are never loaded: retrain): "
+                           f"costnet before format 2 were pickles, which are never loaded: retrain): "
                            f"{exc}") from exc
     if header is None:
         raise CostnetError(f"{str(path)!r} is a safetensors file without costnet metadata, not a model artifact")
@@ -84,7 +87,8 @@ def load_predictor(path: str | Path) -> Predictor:
     except (ValueError, TypeError, KeyError) as exc:
         raise CostnetError(f"model artifact {str(path)!r}: unreadable costnet metadata ({exc})") from exc
     if version != FORMAT:
-        raise CostnetError(f"model artifact {str(path)!r} has format {version!r}; this costnet reads format {FORMAT}")
+        raise CostnetError(f"model artifact {str(path)!r} has format {version!r}; this costnet reads format {FORMAT}"
+                           + (" (its features changed meaning since: retrain it)" if version == 2 else ""))
     try:
         doc = blob["estimator"]
         return Predictor(KINDS[doc["kind"]].from_state(doc, arrays), blob["meta"])

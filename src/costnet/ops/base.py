@@ -64,6 +64,7 @@ class Analytical:
     align_in: PerRow = 0.0  # alignment (see :func:`alignment`) of the input's inner size
     align_out: PerRow = 0.0  # and of the output's
     gemm: tuple[PerRow, PerRow, PerRow] = (0.0, 0.0, 0.0)  # M, N, K where the op is one GEMM
+    gemms: PerRow = 1.0  # independent GEMMs of that shape (the matrices of a batched product, conv groups)
     input_grad_mm: float = 1.0  # input-gradient products per forward product
     ew_bwd: PerRow | None = None  # backward elementwise FLOPs (None: twice the forward's)
     input_width: float | None = None  # bytes per input element (None: the dtype's)

@@ -80,7 +80,7 @@ class Conv2d(Op):
                           inputs=b * cin * size * size, params=cout * (cin / g) * k * k + bias * cout,
                           outputs=outputs, out_size=o, pad_total=pad, pad_odd=odd, align_in=alignment(cin),
                           align_out=alignment(cout),
-                          gemm=(b * o * o, cout / g, (cin / g) * k * k))  # implicit GEMM (per group)
+                          gemm=(b * o * o, cout / g, (cin / g) * k * k), gemms=g)  # implicit GEMM per group
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
         assert isinstance(module, nn.Conv2d)

@@ -46,7 +46,7 @@ class Matmul(Op):
         zeros = np.zeros(len(rows))
         return Analytical(mm=2 * b * m * kk * n, ew=zeros, inputs=b * kk * (m + n), params=zeros,
                           outputs=b * m * n, align_in=alignment(kk), align_out=alignment(n),
-                          gemm=(b * m, n, kk), input_grad_mm=2.0)  # both operands take a gradient
+                          gemm=(m, n, kk), gemms=b, input_grad_mm=2.0)  # both operands take a gradient
 
     def from_function(self, name: str, call: Call) -> dict[str, Any]:
         tensors = call.tensors

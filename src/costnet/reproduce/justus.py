@@ -50,12 +50,14 @@ class Trained:
 def train(cfg: DictConfig) -> Trained:
     """costnet-train for each run: the experiment's ``train`` overrides, the run's own, then
     its ``subset`` ones (``all`` and the run's; the quick block sets them); W&B groups the runs
-    under the experiment's name. Every run's input is checked before the first one trains."""
+    under the experiment's name. ``only`` (a list, set by a quick block) keeps those runs.
+    Every run's input is checked before the first one trains."""
     subset = cfg.get("subset") or {}
+    only = cfg.get("only")
     configs = {run: compose("train", [*cfg.train, *overrides, *subset.get("all", []), *subset.get(run, []),
                                       f"seed={cfg.seed}", f"out={Path(cfg.out) / 'runs' / run}",
                                       f"tracking.group={cfg.name}"])
-               for run, overrides in cfg.runs.items()}
+               for run, overrides in cfg.runs.items() if not only or run in only}
     inputs = sorted({f for c in configs.values() for f in dataset_files(c.dataset)})
     metrics, predictions = [], []
     for run, train_cfg in configs.items():
