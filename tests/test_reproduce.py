@@ -175,6 +175,32 @@ def test_quick_justus_joint_on_a_tiny_subset(tmp_path: Path) -> None:
     assert record["runs"]["conv"]["tracking"]["group"] == "justus_joint" and record["runs"]["conv"]["max_rows"] == 80
 
 
+NEUSIGHT = repo_root().parent / "shared" / "datasets" / "neusight2025"
+
+
+@needs_justus
+@pytest.mark.skipif(not NEUSIGHT.is_dir(), reason="needs ../shared/datasets/neusight2025")
+def test_quick_unseen_gpus_tabulates_targets_and_draws_each_gpu(tmp_path: Path) -> None:
+    """Leave one GPU out on neusight2025 linear and justus2018 conv, few-shot and in distribution:
+    every held-out GPU gets a row with its target, a scatter panel and an error-by-size entry."""
+    quick("unseen_gpus", tmp_path, "max_rows=60")
+    folder = tmp_path / "unseen_gpus"
+    table = pd.read_csv(folder / "table.csv")
+    assert list(dict.fromkeys(table["run"])) == ["linear_lodo", "conv_lodo", "linear_fewshot", "linear_in_dist"]
+    lodo = table[table["run"] == "linear_lodo"]
+    assert sorted(lodo["device"]) == ["P4", "T4", "V100"] and (lodo["target mre"] == 0.10).all()
+    assert table.loc[table["run"] == "linear_in_dist", "target mre"].eq(0.05).all()
+    assert table.loc[table["run"] == "linear_fewshot", "target mre"].isna().all()
+    assert {"mre bounded", "mre gbm", "mre roofline"} <= set(table.columns)
+    assert (table["met"].dropna().astype(str).isin(["True", "False"])).all()
+    for figure in ("linear_lodo_predicted_vs_measured.png", "linear_fewshot_predicted_vs_measured.png",
+                   "mre_per_gpu.png", "mre_by_size.png"):
+        assert (folder / figure).is_file()
+    sizes = pd.read_csv(folder / "error_by_size.csv")
+    assert set(sizes["run"]) == set(table["run"]) and (sizes["rows"] > 0).all()
+    assert {"V100 k=0", "V100 k=10"} <= set(sizes.loc[sizes["run"] == "linear_fewshot", "device"])
+
+
 @needs_justus
 @pytest.mark.slow
 def test_justus_report_gathers_the_quick_runs(tmp_path: Path) -> None:

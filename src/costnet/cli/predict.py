@@ -1,11 +1,11 @@
-"""``costnet-predict``: per-layer and whole-network time of a classic network (conf/predict.yaml)."""
+"""``costnet-predict``: per-layer and whole-network time of a network (conf/predict.yaml): a classic
+one, a Hugging Face config (``network=hf:PATH.json``) or the user's ``module:factory``."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
 from costnet.cli.common import path_list, run_hydra
@@ -13,7 +13,7 @@ from costnet.config import float_option, int_option
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
 from costnet.networks.extract import extract_layers
-from costnet.networks.zoo import build_network, example_input
+from costnet.networks.build import build
 
 COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 
@@ -25,11 +25,9 @@ def _task(cfg: DictConfig) -> None:
     top = int_option(cfg, "top", minimum=0)
     if cfg.out:
         ensure_writable(Path(str(cfg.out)), file=True)
-    with torch.device("meta"):  # shapes only: neither weights nor the batch are allocated
-        module, _ = build_network(str(cfg.network))
-        example = example_input(str(cfg.network), batch_size)
+    module, example = build(str(cfg.network), batch_size, int_option(cfg, "seq_len"))
     layers = extract_layers(module, example, str(cfg.method))
-    hardware = hardware_features(str(cfg.hardware))
+    hardware = hardware_features(str(cfg.hardware), Path(str(cfg.hardware_specs)) if cfg.hardware_specs else None)
     models = load_models(path_list(cfg.model), str(cfg.hardware))
     table = layer_times(layers, models, hardware, setting)
     total = network_time(table, batch_size, dataset_size)
@@ -45,7 +43,8 @@ def _task(cfg: DictConfig) -> None:
           f"{100 * total.modeled_share:.1f} % of the time from trained models "
           f"({', '.join(sorted(models)) or 'none'})")
     if cfg.out:
-        result = {"network": str(cfg.network), "batch_size": batch_size, "hardware": str(cfg.hardware),
+        result = {"network": str(cfg.network), "batch_size": batch_size, "seq_len": int(cfg.seq_len),
+                  "hardware": str(cfg.hardware), "device": hardware["device"],
                   "mode": str(cfg.mode), "batch_ms": total.batch_ms, "epoch_s": total.epoch_s,
                   "batches_per_epoch": total.batches_per_epoch, "modeled_share": total.modeled_share,
                   "layers": json.loads(table[COLUMNS + ["kind", "approx"]].to_json(orient="records"))}

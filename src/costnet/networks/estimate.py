@@ -4,7 +4,8 @@ Time per batch T_b is the sum over layers of their predicted times (a forward
 pass or one training step); an epoch of p batches takes E = p * T_b. Layers of
 an op with a trained model get that model's prediction; layers no model covers
 get the PALEO-style analytical time FLOPs / (peak * ppp_comp) + bytes /
-(bandwidth * ppp_mem) (Qi et al. 2017, Sec. 3.1; costnet.roofline); free layers (views) cost 0.
+(bandwidth * ppp_mem) (Qi et al. 2017, Sec. 3.1; costnet.roofline); free layers (views, and dropout in a
+forward pass, which runs in eval mode) cost 0.
 The ``source`` column of the table says which applies to each row.
 """
 
@@ -26,6 +27,7 @@ from costnet.features.analytical import analytical_features
 from costnet.features.hardware import from_catalog, from_record
 from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
+from costnet.hardware.spec_sheets import spec_sheet_hardware
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.ops import get_op
 from costnet.ops.step import check_dtypes
@@ -34,8 +36,12 @@ from costnet.roofline import compute_ms, paleo_ms
 LOCAL = ("local", "cpu")
 
 
-def hardware_features(name: str) -> dict[str, Any]:
-    """Hardware feature values of a catalog device, or of this machine for ``local``/``cpu``."""
+def hardware_features(name: str, specs: Path | None = None) -> dict[str, Any]:
+    """Hardware feature values of the GPU ``name`` in the spec-sheet file ``specs``
+    (costnet.hardware.spec_sheets), else of a catalog device, or of this machine for
+    ``local``/``cpu``."""
+    if specs is not None:
+        return spec_sheet_hardware(specs, name)
     if name.lower() in LOCAL:
         return {"device": "cpu", **from_record(fingerprint("cpu", torch.get_num_threads()))}
     return {"device": name, **from_catalog(lookup(name))}
@@ -114,11 +120,14 @@ def op_rows(layers: pd.DataFrame, op: str, context: Mapping[str, Any]) -> pd.Dat
     return rows
 
 
+MODES = ("train", "forward_backward", "forward")
+
+
 @dataclass(frozen=True)
 class Setting:
     """What is predicted: the mode, optimizer and dtype of the step, and analytical PPPs."""
 
-    mode: str = "train"  # train | forward
+    mode: str = "train"  # train (forward, backward, optimizer update) | forward_backward (no update) | forward
     optimizer: str = "sgd"
     dtype: str = "float32"
     ppp_comp: float = 1.0  # PALEO's platform percent of peak for uncovered layers
@@ -129,11 +138,21 @@ class Setting:
     compute_floor: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in ("train", "forward"):
-            raise CostnetError(f"mode must be 'train' or 'forward', got {self.mode!r}")
+        if self.mode not in MODES:
+            raise CostnetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         check_dtypes([self.dtype])
         if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
             raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
+
+    @property
+    def row_mode(self) -> str:
+        """The ``mode`` of the layer rows: forward, or train (a step with a backward pass)."""
+        return "forward" if self.mode == "forward" else "train"
+
+    @property
+    def row_optimizer(self) -> str:
+        """The ``optimizer`` of the layer rows: none unless the step updates the weights."""
+        return self.optimizer if self.mode == "train" else "none"
 
 
 def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
@@ -142,14 +161,15 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
     ``time_ms``, ``source`` and ``flops`` (of the predicted step) per row."""
     table = layers.copy()
     table["time_ms"], table["flops"], table["source"] = 0.0, 0.0, "free"
-    context = {"mode": setting.mode, "dtype": setting.dtype,
-               "optimizer": setting.optimizer if setting.mode == "train" else "none",
+    context = {"mode": setting.row_mode, "dtype": setting.dtype, "optimizer": setting.row_optimizer,
                **{k: v for k, v in hardware.items() if k.startswith("hw_") or k == "device"}}
     peak, bandwidth = float(hardware["hw_peak_gflops"]), float(hardware["hw_bandwidth_gbs"])
 
     def analytical(flops: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
         return paleo_ms(flops, nbytes, peak, bandwidth, setting.ppp_comp, setting.ppp_mem)
 
+    if setting.row_mode == "forward":  # dropout in eval mode hands its input on: no kernel runs
+        table.loc[(table["kind"] == "layer") & (table["op"] == "dropout"), "kind"] = "free"
     covered = table["kind"] == "layer"
     for op, index in table[covered].groupby("op").groups.items():
         rows = op_rows(table.loc[index], str(op), context)
@@ -173,7 +193,7 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
     rest = table["kind"] == "analytical"
     if rest.any():
         # forward plus a backward that reads and writes as much again (no weights to update)
-        factor = 2.0 if setting.mode == "train" else 1.0
+        factor = 2.0 if setting.row_mode == "train" else 1.0
         flops, nbytes = table.loc[rest, "flops_fwd"].to_numpy(float), table.loc[rest, "bytes"].to_numpy(float)
         table.loc[rest, "flops"] = factor * flops
         table.loc[rest, "time_ms"] = factor * analytical(flops, nbytes)

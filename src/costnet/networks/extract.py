@@ -216,7 +216,7 @@ FREE_MODULES = (nn.Flatten, nn.Identity, nn.Unflatten)
 def _name(target: Any) -> str:
     if isinstance(target, str):
         return target
-    return getattr(target, "__name__", type(target).__name__).lstrip("_") if target not in (
+    return getattr(target, "__name__", type(target).__name__).strip("_") if target not in (
         operator.add, operator.iadd) else "add"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import Analytical, Elements, Op, output_size
+from costnet.ops.base import Analytical, Elements, Op, output_size, qualified_name
 from costnet.ops.conv import Conv2d, Depthwise
 from costnet.ops.dense import Dense
 from costnet.ops.elementwise import Dropout, Elementwise, Softmax
@@ -36,6 +36,7 @@ def _owners(claims: Callable[[Op], tuple[Any, ...]]) -> dict[Any, Op]:
 
 
 MODULE_OPS: dict[type[nn.Module], Op] = _owners(lambda op: op.modules)
+MODULE_PATH_OPS: dict[str, Op] = _owners(lambda op: op.module_paths)
 FUNCTION_OPS: dict[str, Op] = _owners(lambda op: op.functions)
 
 
@@ -47,8 +48,12 @@ def get_op(name: str) -> Op:
 
 
 def module_op(module: nn.Module) -> Op | None:
-    """The op that maps calls to ``module`` (by its class or the nearest base class), if any."""
-    return next((MODULE_OPS[c] for c in type(module).__mro__ if c in MODULE_OPS), None)
+    """The op that maps calls to ``module`` (by its class or the nearest base class, or their
+    qualified names), if any."""
+    for c in type(module).__mro__:
+        if found := MODULE_OPS.get(c) or MODULE_PATH_OPS.get(qualified_name(c)):
+            return found
+    return None
 
 
 def function_op(name: str) -> Op | None:
@@ -56,5 +61,5 @@ def function_op(name: str) -> Op | None:
     return FUNCTION_OPS.get(name)
 
 
-__all__ = ["FUNCTION_OPS", "MODULE_OPS", "OPS", "Analytical", "Elements", "Op", "Params", "function_op",
-           "get_op", "module_op", "output_size"]
+__all__ = ["FUNCTION_OPS", "MODULE_OPS", "MODULE_PATH_OPS", "OPS", "Analytical", "Elements", "Op", "Params", "function_op",
+           "get_op", "module_op", "output_size", "qualified_name"]

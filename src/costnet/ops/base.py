@@ -71,6 +71,11 @@ class Analytical:
     differentiable: float = 1.0  # 0 where the inputs can never take a gradient
 
 
+def qualified_name(cls: type) -> str:
+    """``module.QualName`` of a class, as ``Op.module_paths`` names them."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 class Op(ABC):
     """A layer type: how to sample, build, size and cost one configuration, and which
     traced calls it covers.
@@ -93,6 +98,8 @@ class Op(ABC):
     columns: ClassVar[tuple[str, ...]]
     has_params: ClassVar[bool] = True
     modules: ClassVar[tuple[type[nn.Module], ...]] = ()
+    # modules of other libraries, by qualified class name (matched without importing them)
+    module_paths: ClassVar[tuple[str, ...]] = ()
     functions: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod

@@ -24,6 +24,7 @@ class Dense(Op):
     allowed = {"bias": (True, False), "activation": tuple(ACTIVATIONS)}
     columns = ("batch", "in_features", "out_features", "bias", "activation")
     modules = (nn.Linear,)
+    module_paths = ("transformers.pytorch_utils.Conv1D",)  # GPT-2's linear layer, weight stored (in, out)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {
@@ -49,6 +50,9 @@ class Dense(Op):
                           align_out=alignment(fout), gemm=(b, fout, fin))
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
-        assert isinstance(module, nn.Linear)
-        return {"batch": call.tensors[0].numel // module.in_features, "in_features": module.in_features,
-                "out_features": module.out_features, "bias": module.bias is not None, "activation": "none"}
+        if isinstance(module, nn.Linear):
+            fin, fout = module.in_features, module.out_features
+        else:  # transformers' Conv1D: y = x W + b with W of shape (in, out)
+            fin, fout = (int(d) for d in module.weight.shape)
+        return {"batch": call.tensors[0].numel // fin, "in_features": fin, "out_features": fout,
+                "bias": getattr(module, "bias", None) is not None, "activation": "none"}

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import Analytical, Op, PerRow, alignment, column, tensor
+from costnet.ops.base import Analytical, Op, PerRow, alignment, column, qualified_name, tensor
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, TensorArg, Uncovered
 
@@ -53,6 +53,11 @@ WITH_SCALAR = {f"{fn}u": BINARY[fn] for fn in ("add", "mul", "div", "pow")}
 # fourth lambda, its general branch).
 SCALAR_OPERAND = 1.5
 FUNCTIONS = (*UNARY, *BINARY, *WITH_SCALAR)
+# Activation modules of transformers (transformers/activations.py) and the function each is
+# timed as: the GELU approximations (tanh or sigmoid forms) as gelu.
+LIBRARY_UNARY = {f"transformers.activations.{name}": "gelu" for name in (
+    "NewGELUActivation", "GELUActivation", "FastGELUActivation", "QuickGELUActivation", "GELUTanh",
+    "PytorchGELUTanh", "AccurateGELUActivation", "GELUPytorchTanh")}
 # Forward FLOPs per output element of the elementwise op's functions, counting each
 # operation of the defining formula (torch.nn docs) as 1 and exp/erf/log like a tanh
 # (as ACTIVATION_FLOPS does): relu6 = min(max(x, 0), 6); silu = x * sigmoid(x);
@@ -102,6 +107,7 @@ class Elementwise(Op):
     columns = ("batch", "features", "fn")
     has_params = False
     modules = tuple(UNARY.values())
+    module_paths = tuple(LIBRARY_UNARY)
     functions = (*BINARY_FUNCTIONS, *UNARY_FUNCTIONS)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
@@ -130,7 +136,10 @@ class Elementwise(Op):
         return {"batch": b, "features": f, "fn": fn, "approx": approx}
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
-        fn = next(fn for fn, kind in UNARY.items() if isinstance(module, kind))
+        fn = next((fn for fn, kind in UNARY.items() if isinstance(module, kind)), None)
+        if fn is None:  # a library's activation, by qualified class name
+            path = next(p for p in map(qualified_name, type(module).__mro__) if p in LIBRARY_UNARY)
+            return self._columns(LIBRARY_UNARY[path], call.tensors[0], f"{type(module).__name__} timed as gelu")
         return self._columns(fn, call.tensors[0])
 
     def from_function(self, name: str, call: Call) -> dict[str, Any]:

@@ -10,7 +10,6 @@ each gets its GPU's short name as ``device`` and the spec sheet's hardware featu
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pandas as pd
 
 from costnet.errors import CostnetError
 from costnet.features.hardware import from_spec_sheet
+from costnet.hardware.spec_sheets import read_spec_sheets
 from costnet.ops.base import output_size
 
 ELEMENTWISE = ("add", "addu", "mul", "mulu", "div", "divu", "pow", "powu", "relu", "gelu", "tanh")
@@ -32,8 +32,6 @@ SHAPES = {"linear": ("b", "m", "n", "k"), "bmm": ("b", "m", "n", "k"),
 RUNTIME = ("kernel_name", "kernels", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z",
            "blocks_per_sm", "warps_per_sm")
 DEVICE_FILES = ("devices.json", "devices.parquet")
-# A spec sheet's fields (README, "devices.* columns"), each a positive number.
-SPEC_FIELDS = ("dev_mem_gb", "mem_bw_gbps", "num_sm", "cores_per_sm", "freq_mhz", "fp32_peak_gflops", "l2_cache_mb")
 P4_LINEAR = ("keep", "drop")
 
 
@@ -129,19 +127,9 @@ def _devices(root: Path) -> tuple[Path, pd.DataFrame]:
     if file is None:
         raise CostnetError(f"neusight2025: no {' or '.join(DEVICE_FILES)} in {str(root)!r}")
     try:
-        sheets = pd.DataFrame(json.loads(file.read_text())) if file.suffix == ".json" else pd.read_parquet(file)
-    except Exception as exc:  # JSON and pyarrow raise several types for damaged files
-        raise CostnetError(f"neusight2025: cannot read {str(file)!r}: {exc}") from exc
-    if missing := [c for c in ("gpu", "gpu_short", *SPEC_FIELDS) if c not in sheets]:
-        raise CostnetError(f"neusight2025: {str(file)!r} lacks column(s) {missing}")
-    values = sheets[list(SPEC_FIELDS)].apply(pd.to_numeric, errors="coerce")
-    if not (good := values > 0).all(axis=None):
-        row, field = good.reset_index(drop=True).stack().loc[lambda ok: ~ok].index[0]
-        raise CostnetError(f"neusight2025: {str(file)!r}: {field} of {sheets['gpu'].iloc[row]!r} must be a positive "
-                           f"number, got {sheets[field].tolist()[row]!r}")
-    if repeated := sorted(set(sheets["gpu"][sheets["gpu"].duplicated()])):
-        raise CostnetError(f"neusight2025: {str(file)!r} has several spec sheets of GPU(s) {repeated}")
-    return file, sheets
+        return file, read_spec_sheets(file)
+    except CostnetError as exc:
+        raise CostnetError(f"neusight2025: {exc}") from exc
 
 
 def _hardware(root: Path, gpus: pd.Series) -> pd.DataFrame:
