@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.hardware.spec_sheets import spec_sheet_hardware
+from costnet.features.hardware import spec_sheet_hardware
 from costnet.networks.build import build
 from costnet.networks.extract import extract_layers, trace_calls
 from tests.conftest import run_main

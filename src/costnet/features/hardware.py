@@ -14,7 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+from costnet.errors import CostnetError
+from costnet.hardware.spec_sheets import read_spec_sheets
 
 HARDWARE_FEATURES = ("hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock_mhz", "hw_memory_gb",
                      "hw_bus_width_bits")
@@ -44,6 +48,18 @@ def from_spec_sheet(entry: Mapping[str, Any]) -> dict[str, Any]:
                "boost_clock_mhz": entry["freq_mhz"], "memory_gb": entry["dev_mem_gb"],
                "sm_count": entry["num_sm"], "l2_cache_mb": entry["l2_cache_mb"]}
     return from_catalog(catalog)
+
+
+def spec_sheet_hardware(file: Path, name: str) -> dict[str, Any]:
+    """``device`` (the short name) and hardware features of the GPU ``name`` (its ``gpu`` or
+    ``gpu_short``) in the spec-sheet file ``file`` (costnet.hardware.spec_sheets)."""
+    sheets = read_spec_sheets(file)
+    match = sheets[(sheets["gpu"] == name) | (sheets["gpu_short"] == name)]
+    if match.empty:
+        raise CostnetError(f"spec-sheet file {str(file)!r} has no GPU {name!r}; it has "
+                           f"{sorted(sheets['gpu'])} (or their short names {sorted(sheets['gpu_short'])})")
+    sheet = match.iloc[0].to_dict()
+    return {"device": str(sheet["gpu_short"]), **from_spec_sheet(sheet)}
 
 
 # Record fields behind each feature for devices outside the catalog (CPUs, unknown GPUs).

@@ -1,18 +1,17 @@
 """GPU spec sheets in NeuSight's format (``devices.json`` or ``devices.parquet`` of the
 neusight2025 dataset, Lee et al. ASPLOS 2025; its README, "devices.* columns"): one record per
 GPU with ``gpu`` (the name torch reports), ``gpu_short`` and the fields of ``SPEC_FIELDS``.
-A GPU costnet has never seen is described by such a file alone."""
+A GPU costnet has never seen is described by such a file alone; its features come from
+costnet.features.hardware.spec_sheet_hardware."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from costnet.errors import CostnetError
-from costnet.features.hardware import from_spec_sheet
 
 # A spec sheet's fields, each a positive number.
 SPEC_FIELDS = ("dev_mem_gb", "mem_bw_gbps", "num_sm", "cores_per_sm", "freq_mhz", "fp32_peak_gflops", "l2_cache_mb")
@@ -38,14 +37,3 @@ def read_spec_sheets(file: Path) -> pd.DataFrame:
         raise CostnetError(f"spec-sheet file {str(file)!r} has several spec sheets of GPU(s) {repeated}")
     return sheets
 
-
-def spec_sheet_hardware(file: Path, name: str) -> dict[str, Any]:
-    """``device`` (the short name) and hardware features of the GPU ``name`` (its ``gpu`` or
-    ``gpu_short``) in the spec-sheet file ``file``."""
-    sheets = read_spec_sheets(file)
-    match = sheets[(sheets["gpu"] == name) | (sheets["gpu_short"] == name)]
-    if match.empty:
-        raise CostnetError(f"spec-sheet file {str(file)!r} has no GPU {name!r}; it has "
-                           f"{sorted(sheets['gpu'])} (or their short names {sorted(sheets['gpu_short'])})")
-    sheet = match.iloc[0].to_dict()
-    return {"device": str(sheet["gpu_short"]), **from_spec_sheet(sheet)}

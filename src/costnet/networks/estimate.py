@@ -24,10 +24,9 @@ import torch
 
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
-from costnet.features.hardware import from_catalog, from_record
+from costnet.features.hardware import from_catalog, from_record, spec_sheet_hardware
 from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
-from costnet.hardware.spec_sheets import spec_sheet_hardware
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.ops import get_op
 from costnet.ops.step import check_dtypes
