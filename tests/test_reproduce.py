@@ -95,7 +95,7 @@ def test_result_records_the_code_state_from_the_start(tmp_path: Path) -> None:
 def test_every_experiment_has_a_config_and_runner_and_quick_merges() -> None:
     names = experiment_names()
     assert names == ["justus_per_device", "justus_joint", "justus_lodo_fewshot", "aigauge_regressors",
-                     "network_validation", "paleo_scaling", "unseen_gpus"]
+                     "network_validation", "paleo_scaling", "unseen_gpus", "neusight_workloads"]
     for name in names:
         full, fast = load_experiment(name), load_experiment(name, quick=True)
         assert full.name == name and "quick" not in full and "quick" in fast and callable(runner(full))
@@ -199,6 +199,31 @@ def test_quick_unseen_gpus_tabulates_targets_and_draws_each_gpu(tmp_path: Path) 
     sizes = pd.read_csv(folder / "error_by_size.csv")
     assert set(sizes["run"]) == set(table["run"]) and (sizes["rows"] > 0).all()
     assert {"V100 k=0", "V100 k=10"} <= set(sizes.loc[sizes["run"] == "linear_fewshot", "device"])
+
+
+def test_node_sum_is_the_nodes_outside_the_block_plus_layers_times_the_block() -> None:
+    from costnet.reproduce.workloads import node_sum_ms
+
+    nodes = pd.DataFrame({"node": ["wte", "h_0_ln", "transformer_h_0_attn", "add_3", "transformer_h_0_mlp", "lm_head"],
+                          "latency_ms": [1.0, 9.0, 2.0, 3.0, 4.0, 5.0]})
+    # the block runs from the first to the last h_0 node (2 + 3 + 4: the unnamed add inside it counts)
+    assert node_sum_ms(nodes, 24) == pytest.approx(1.0 + 9.0 + 5.0 + 24 * 9.0)
+    assert np.isnan(node_sum_ms(nodes, float("nan"))) and np.isnan(node_sum_ms(nodes.iloc[[0, 5]], 24))
+
+
+@pytest.mark.skipif(not NEUSIGHT.is_dir(), reason="needs ../shared/datasets/neusight2025")
+def test_quick_workloads_predict_each_forward_workload_and_skip_training_steps(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    quick("neusight_workloads", tmp_path)
+    table = pd.read_csv(tmp_path / "neusight_workloads" / "table.csv")
+    workloads = table[table["workload"].notna()]
+    assert set(workloads["gpu"]) == {"P4", "T4", "V100"} and workloads["workload"].str.startswith("bert_large").all()
+    forward = workloads[workloads["workload"].str.contains("-inf-")]
+    assert (forward["predicted_ms"] > 0).all() and forward["skipped"].isna().all()
+    assert workloads.loc[workloads["workload"].str.contains("-train-"), "skipped"].str.contains("backward").all()
+    summary = table[table["workload"].isna()].set_index("gpu")
+    assert summary.loc["V100", "workloads"] == 2 and summary["mean_abs_error"].notna().all()
+    assert (tmp_path / "neusight_workloads" / "workloads.png").is_file()
 
 
 @needs_justus

@@ -193,7 +193,12 @@ def trace_calls(module: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ..
     try:
         with _shapes_only(module) as fake:
             return _trace_hooks(module, tuple(fake(x) for x in inputs)), "hooks"
-    except Exception:  # Python that reads tensor values (float(x.sum())) needs real tensors
+    except Exception as exc:  # Python that reads tensor values (float(x.sum())) needs real tensors
+        if any(t.is_meta for t in (*module.parameters(), *inputs)):
+            name = getattr(module, "display_name", type(module).__name__)
+            raise CostnetError(f"cannot extract the layers of {name} on the meta device: it runs "
+                               f"Python that needs tensor values or data-dependent shapes (e.g. mixture-of-experts "
+                               f"routing): {type(exc).__name__}: {exc}") from exc
         was_training = module.training
         module.eval()
         try:

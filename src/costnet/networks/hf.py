@@ -74,6 +74,7 @@ class _Step(nn.Module):
     def __init__(self, model: nn.Module, encoder_decoder: bool) -> None:
         super().__init__()
         self.model, self.encoder_decoder = model, encoder_decoder
+        self.display_name = type(model).__name__  # what error messages call it
 
     def forward(self, ids: torch.Tensor) -> Any:
         if self.encoder_decoder:
