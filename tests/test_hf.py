@@ -118,3 +118,21 @@ def test_predict_a_config_on_a_gpu_of_a_spec_sheet(tiny: Path, sheets: Path, tmp
     code, err = run_main("predict", f"network=hf:{tiny}", "hardware=MU9", f"hardware_specs={sheets}",
                          "mode=backward", f"out={tmp_path / 'bad.json'}")
     assert code != 0 and "mode must be one of" in err
+
+
+class _Routed(nn.Module):
+    """Reads a tensor value to choose its path, as mixture-of-experts routing does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expert = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.expert(x) if bool(x.sum() > 0) else x
+
+
+def test_a_meta_model_that_needs_tensor_values_gets_one_clear_error() -> None:
+    with torch.device("meta"):
+        module, x = _Routed(), torch.zeros(2, 4)
+    with pytest.raises(CostnetError, match="cannot extract the layers of _Routed on the meta device"):
+        extract_layers(module, x)
