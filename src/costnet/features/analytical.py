@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.ops import get_op
-from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS, check_dtypes
+from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
@@ -76,7 +76,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         # backward reads output grad, inputs and weights, writes weight (and input) grads;
         # the update reads and writes weights, grads and optimizer state.
         bwd_bytes = bytes_out + bytes_in + 2 * bytes_w + input_grad * bytes_in
-        upd_bytes = bytes_w * (3 + 2 * states)
+        upd_bytes = update_bytes(bytes_w, states)
         values = {
             "out_size": q.out_size, "pad_total": q.pad_total, "pad_odd": q.pad_odd,
             "align_in": q.align_in, "align_out": q.align_out,

@@ -28,8 +28,9 @@ from costnet.features.hardware import from_catalog, from_record, spec_sheet_hard
 from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
+from costnet.networks.backward import backward_ms
 from costnet.ops import get_op
-from costnet.ops.step import check_dtypes
+from costnet.ops.step import OPTIMIZER_STATES, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, paleo_ms
 
 LOCAL = ("local", "cpu")
@@ -154,6 +155,32 @@ class Setting:
         return self.optimizer if self.mode == "train" else "none"
 
 
+def forward_only(model: Predictor) -> bool:
+    """Whether ``model`` was trained on forward calls only (artifacts record their rows' modes)."""
+    return list(model.meta.get("train_modes") or []) == ["forward"]
+
+
+def _step_ms(model: Predictor, rows: pd.DataFrame, extra: pd.DataFrame, setting: Setting, peak: float,
+             bandwidth: float) -> tuple[np.ndarray, str]:
+    """Each row's time from ``model``, and how it was made. A step with a backward pass, asked
+    of a model that only saw forward calls, is its forward call plus the backward of
+    :mod:`costnet.networks.backward` (twice the forward where no rule covers the op) plus, for
+    ``mode=train``, the optimizer update estimated analytically: its FLOPs, and the weights,
+    gradients and optimizer states read and written once (PALEO-style, costnet.roofline)."""
+    if setting.row_mode != "train" or not forward_only(model):
+        return model.predict(rows), ""
+    forward = rows.assign(mode="forward", optimizer="none")
+    ahead = model.predict(forward)
+    back = backward_ms(forward, model.predict)
+    how = " forward + backward rule" if back is not None else " forward x 3 (no backward rule for this op)"
+    back = 2 * ahead if back is None else back
+    if setting.mode != "train":  # forward_backward: no optimizer step
+        return ahead + back, how
+    nbytes = update_bytes(extra["bytes_weights"].to_numpy(float), OPTIMIZER_STATES.get(setting.row_optimizer, 2))
+    update = paleo_ms(extra["flops_update"].to_numpy(float), nbytes, peak, bandwidth)
+    return ahead + back + update, how + " + update"
+
+
 def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
                 setting: Setting = Setting()) -> pd.DataFrame:
     """``layers`` (from :func:`costnet.networks.extract.extract_layers`) with
@@ -176,14 +203,14 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         flops = extra["flops"].to_numpy(float)
         table.loc[index, "flops"] = flops
         if op in models:
-            predicted = models[op].predict(rows)
+            predicted, how = _step_ms(models[op], rows, extra, setting, peak, bandwidth)
             bad = ~(np.isfinite(predicted) & (predicted > 0))
             if bad.any():  # pandas' sum would skip a NaN layer: the network would come out too fast
                 names = table.loc[index, "name"].astype(str).to_numpy()[bad]
                 raise CostnetError(f"the {op} model predicts {predicted[bad][0]!r} ms for {int(bad.sum())} "
                                    f"layer(s), e.g. {names[0]!r}: not a time")
             floor = compute_ms(flops, peak) if setting.compute_floor else np.zeros(len(rows))
-            source = f"model:{models[op].meta.get('model', 'model')}"
+            source = f"model:{models[op].meta.get('model', 'model')}{how}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:

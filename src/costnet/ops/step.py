@@ -7,6 +7,7 @@ memory guard (optimizer state), so both count the same.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from costnet.errors import CostnetError
 
@@ -23,6 +24,12 @@ UPDATE_FLOPS = {"none": 0, "sgd": 2, "momentum": 4, "adagrad": 5, "adadelta": 10
 # exp_avg and exp_avg_sq; RMSprop's square_avg). Unknown optimizers count as 2.
 OPTIMIZER_STATES = {"none": 0, "sgd": 0, "momentum": 1, "adagrad": 1, "adadelta": 2,
                     "adam": 2, "rmsprop": 1}
+
+
+def update_bytes(weight_bytes: Any, states: Any) -> Any:
+    """Bytes one optimizer step moves: it reads and writes the weights, reads the gradients,
+    and reads and writes each of its ``states`` per-parameter state tensors."""
+    return weight_bytes * (3 + 2 * states)
 
 
 def check_dtypes(names: Iterable[str]) -> None:

@@ -91,6 +91,7 @@ class Run:
         train_devices = list(fold.train_devices) + (list(fold.test_devices) if k else [])
         meta = {"op": self.op, "model": model, "protocol": self.cfg.protocol.name, "fold": fold.name,
                 "k": k, "train_devices": train_devices, "test_devices": list(fold.test_devices),
+                "train_modes": sorted(set(fold.train["mode"].astype(str))) if "mode" in fold.train else [],
                 "features": self.cfg.features.name, "config": OmegaConf.to_container(self.cfg, resolve=True)}
         Predictor(est, meta).save(self.out / path)
         self.manifest.append({"path": str(path), "op": self.op, "model": model, "fold": fold.name, "k": k,

@@ -73,9 +73,6 @@ def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataF
         row["node_sum_ms"] = node_sum_ms(part, float(w.num_layer))
         if (wanted and w.model not in wanted) or device not in set(trained.metrics["device"].astype(str)):
             continue
-        if w.mode != "inf":
-            rows.append({**row, "skipped": "training step: no backward rule for forward-only op models yet"})
-            continue
         key = (str(w.model), int(w.batch_size), int(w.seq_len))
         try:
             if key not in layers:
@@ -86,7 +83,9 @@ def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataF
             rows.append({**row, "skipped": str(exc).split(":")[0]})
             continue
         start = time.perf_counter()
-        table = layer_times(layers[key][0], fold_models(trained, device), hardware, Setting(mode="forward"))
+        # inf: a forward pass; train: forward and backward, no optimizer step (dataset README)
+        setting = Setting(mode="forward" if w.mode == "inf" else "forward_backward")
+        table = layer_times(layers[key][0], fold_models(trained, device), hardware, setting)
         predicted = float(table["time_ms"].sum())
         rows.append({**row, "predicted_ms": predicted, "error": predicted / row["measured_ms"] - 1,
                      "node_sum_error": row["node_sum_ms"] / row["measured_ms"] - 1,
