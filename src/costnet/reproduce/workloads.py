@@ -25,6 +25,8 @@ from costnet.reproduce import plots
 from costnet.reproduce.justus import Trained, result, train
 from costnet.reproduce.result import Result
 
+COLUMNS = ["gpu", "workload", "measured_ms", "node_sum_ms", "predicted_ms", "error", "node_sum_error", "extract_s",
+           "predict_s", "skipped"]
 # A node of the first transformer block in neusight2025's workload_nodes (fx node names).
 BLOCK_NODE = re.compile(r"_(?:h|layer|layers|block)_0_")
 
@@ -90,7 +92,7 @@ def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataF
         rows.append({**row, "predicted_ms": predicted, "error": predicted / row["measured_ms"] - 1,
                      "node_sum_error": row["node_sum_ms"] / row["measured_ms"] - 1,
                      "extract_s": layers[key][1], "predict_s": time.perf_counter() - start})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def per_gpu(table: pd.DataFrame) -> pd.DataFrame:
