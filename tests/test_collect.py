@@ -38,6 +38,22 @@ def test_collect_writes_complete_rows(tmp_path: Path) -> None:
     assert "dense" in text and "forward" in text and "failures: none" in text
 
 
+def test_a_dataset_directory_is_a_plain_parquet_dataset(tmp_path: Path) -> None:
+    """Side records start with _ (Parquet readers skip them): pandas and pyarrow.dataset read the
+    directory as it is; a directory in the old layout (hardware/, runs/) still loads."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    run(tmp_path, "n=6")
+    assert {p.name for p in tmp_path.iterdir() if p.is_dir()} == {"_hardware", "_runs"}
+    frame = load_dataset(tmp_path, with_hardware=True)
+    assert len(pd.read_parquet(tmp_path)) == 6 == ds.dataset(tmp_path, format="parquet").count_rows()
+    (tmp_path / "_hardware").rename(tmp_path / "hardware")
+    (tmp_path / "_runs").rename(tmp_path / "runs")
+    old = load_dataset(tmp_path, with_hardware=True)
+    assert old["hw_physical_cores"].tolist() == frame["hw_physical_cores"].tolist()
+
+
 def test_rerun_continues_without_duplicates(tmp_path: Path) -> None:
     run(tmp_path, "n=6")
     again = run(tmp_path, "n=6")

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from costnet.collect.memory import estimate_bytes
 from costnet.config import float_option, int_option
-from costnet.data.store import DatasetStore, ensure_writable
+from costnet.data.store import HARDWARE_DIR, RUNS_DIR, DatasetStore, ensure_writable
 from costnet.errors import CostnetError
 from costnet.hardware import fingerprint, software_versions
 from costnet.sampling.space import Plan, load_space
@@ -167,8 +167,8 @@ def collect(cfg: DictConfig) -> Summary:
     clock = clock_for(device)
 
     with store.locked(), _sigterm_as_exit(), Probe(timing.others_window_s) as probe:
-        store.write_json(f"hardware/{hardware['hardware_id']}.json", hardware)
-        store.write_json(f"runs/{key}.json", OmegaConf.to_container(cfg, resolve=True))
+        store.write_json(f"{HARDWARE_DIR}/{hardware['hardware_id']}.json", hardware)
+        store.write_json(f"{RUNS_DIR}/{key}.json", OmegaConf.to_container(cfg, resolve=True))
         done = store.finished()
         todo = [i for i in range(n) if i not in done]
         summary = Summary(out, key, hardware["hardware_id"], n, len(done & set(range(n))))

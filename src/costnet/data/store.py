@@ -4,11 +4,15 @@ Layout of a dataset directory::
 
     <space>-<run_key>-<seq>.parquet   shards, written whole to a temporary file,
                                       fsynced, then renamed into place
-    hardware/<hardware_id>.json       one record per machine (and thread count)
-    runs/<run_key>.json               the resolved config of each collection run
+    _hardware/<hardware_id>.json      one record per machine (and thread count)
+    _runs/<run_key>.json              the resolved config of each collection run
 
 A shard only ever appears complete, so a run killed at any moment leaves
-nothing half-written; rows still in memory are simply collected again.
+nothing half-written; rows still in memory are simply collected again. Side
+records and lock files start with ``_`` or ``.``, which Parquet readers skip
+(pyarrow.dataset's ``ignore_prefixes``, pandas, polars, DuckDB), so the
+directory is a plain Parquet dataset: ``pd.read_parquet(DIR)`` reads its rows.
+Directories written before (``hardware/``, ``runs/``) still load.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from costnet.errors import CostnetError
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+HARDWARE_DIR, RUNS_DIR = "_hardware", "_runs"
+OLD_HARDWARE_DIR = "hardware"  # before side records were hidden from Parquet readers
 SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})-(?P<seq>\d{5})\.parquet$")
 
 
@@ -183,11 +189,13 @@ class DatasetStore:
 
 
 def read_hardware(root: Path) -> pd.DataFrame:
-    """The dataset's hardware records, one row per ``hardware_id``."""
-    records = []
-    for path in sorted((root / "hardware").glob("*.json")):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CostnetError(f"corrupt hardware record {str(path)!r}: {exc}") from exc
-    return pd.DataFrame.from_records(records)
+    """The dataset's hardware records, one row per ``hardware_id`` (a record in both the
+    current and the old side directory counts once)."""
+    records: dict[str, Any] = {}
+    for folder in (HARDWARE_DIR, OLD_HARDWARE_DIR):
+        for path in sorted((root / folder).glob("*.json")):
+            try:
+                records.setdefault(path.stem, json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise CostnetError(f"corrupt hardware record {str(path)!r}: {exc}") from exc
+    return pd.DataFrame.from_records(list(records.values()))
