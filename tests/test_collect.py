@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from costnet.collect.runner import collect
@@ -17,7 +18,7 @@ from costnet.config import compose
 from costnet.data import load_dataset
 from costnet.data.info import info
 from costnet.errors import CostnetError
-from tests.conftest import FAST, TINY_DENSE
+from tests.conftest import FAST, TINY_DENSE, run_cli
 
 
 def run(out: Path, *overrides: str):
@@ -41,7 +42,6 @@ def test_collect_writes_complete_rows(tmp_path: Path) -> None:
 def test_a_dataset_directory_is_a_plain_parquet_dataset(tmp_path: Path) -> None:
     """Side records start with _ (Parquet readers skip them): pandas and pyarrow.dataset read the
     directory as it is; a directory in the old layout (hardware/, runs/) still loads."""
-    import pandas as pd
     import pyarrow.dataset as ds
 
     run(tmp_path, "n=6")
@@ -52,6 +52,24 @@ def test_a_dataset_directory_is_a_plain_parquet_dataset(tmp_path: Path) -> None:
     (tmp_path / "_runs").rename(tmp_path / "runs")
     old = load_dataset(tmp_path, with_hardware=True)
     assert old["hw_physical_cores"].tolist() == frame["hw_physical_cores"].tolist()
+
+
+def test_joblib_slices_are_exactly_the_single_process_runs_configurations(tmp_path: Path) -> None:
+    """The issue's command: two joblib jobs, each its own slice (j mod 2) in its own files; their
+    union is the configurations of one process with the same seed and n."""
+    quiet = ["measure_peaks=false", "progress=false"]
+    done = run_cli("collect", "--multirun", "hydra/launcher=joblib", "space=dense", "n=40", "seed=0", "shards=2",
+                   "shard=0,1", f"out={tmp_path / 'sliced'}", *quiet)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name.split("-")[2] for p in (tmp_path / "sliced").glob("*.parquet")) == ["0of2", "1of2"]
+    collect(compose("collect", ["space=dense", "n=40", "seed=0", f"out={tmp_path / 'single'}", *quiet]))
+    columns = ["index", "batch", "in_features", "out_features", "bias", "activation", "mode", "optimizer", "dtype"]
+    sliced, single = (load_dataset(tmp_path / name, include_failed=True)[columns].sort_values("index")
+                      .reset_index(drop=True) for name in ("sliced", "single"))
+    assert sliced["index"].tolist() == list(range(40))
+    pd.testing.assert_frame_equal(sliced, single)
+    with pytest.raises(CostnetError, match=r"shard must be in \[0, shards\), got shard=2 with shards=2"):
+        run(tmp_path / "bad", "shards=2", "shard=2")
 
 
 def test_rerun_continues_without_duplicates(tmp_path: Path) -> None:

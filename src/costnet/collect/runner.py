@@ -102,6 +102,16 @@ def drawn_optimizers(cfg: DictConfig) -> tuple[str, ...]:
     return names
 
 
+def _slice(cfg: DictConfig) -> tuple[int, int]:
+    """(shards, shard): this job collects the run's configurations j with j mod shards == shard
+    (the same configurations, keys and row ids as the single-process run)."""
+    slices = int_option(cfg, "shards", minimum=1)
+    part = int_option(cfg, "shard", minimum=0)
+    if part >= slices:
+        raise CostnetError(f"shard must be in [0, shards), got shard={part} with shards={slices}")
+    return slices, part
+
+
 def run_key(cfg: DictConfig, hardware_id: str) -> str:
     """Hash of what defines a run: space, timing, mix, dtypes, seed, guard, machine."""
     keyed = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
@@ -160,7 +170,8 @@ def collect(cfg: DictConfig) -> Summary:
     torch.set_num_threads(threads)
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))
     key = run_key(cfg, hardware["hardware_id"])
-    store = DatasetStore(out, space.name, key)
+    slices, part = _slice(cfg)
+    store = DatasetStore(out, space.name, key, f"{part}of{slices}" if slices > 1 else "")
     common = {"run_key": key, "seed": seed, "device": str(device),
               "hardware_id": hardware["hardware_id"], "threads": threads, **software_versions()}
     make_optimizer = optimizer_factory(cfg.optimizers)
@@ -170,8 +181,9 @@ def collect(cfg: DictConfig) -> Summary:
         store.write_json(f"{HARDWARE_DIR}/{hardware['hardware_id']}.json", hardware)
         store.write_json(f"{RUNS_DIR}/{key}.json", OmegaConf.to_container(cfg, resolve=True))
         done = store.finished()
-        todo = [i for i in range(n) if i not in done]
-        summary = Summary(out, key, hardware["hardware_id"], n, len(done & set(range(n))))
+        mine = range(part, n, slices)
+        todo = [i for i in mine if i not in done]
+        summary = Summary(out, key, hardware["hardware_id"], len(mine), len(done & set(mine)))
         summary.startup_s = time.perf_counter() - started
         neighbours.check("while costnet-collect started")
         loop_start = time.perf_counter()

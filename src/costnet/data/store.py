@@ -4,6 +4,8 @@ Layout of a dataset directory::
 
     <space>-<run_key>-<seq>.parquet   shards, written whole to a temporary file,
                                       fsynced, then renamed into place
+    <space>-<run_key>-<i>of<N>-<seq>.parquet
+                                      shards of slice i of a run collected by N jobs
     _hardware/<hardware_id>.json      one record per machine (and thread count)
     _runs/<run_key>.json              the resolved config of each collection run
 
@@ -41,7 +43,7 @@ os.umask(_UMASK)
 
 HARDWARE_DIR, RUNS_DIR = "_hardware", "_runs"
 OLD_HARDWARE_DIR = "hardware"  # before side records were hidden from Parquet readers
-SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})-(?P<seq>\d{5})\.parquet$")
+SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})(?:-(?P<part>\d+of\d+))?-(?P<seq>\d{5})\.parquet$")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -103,14 +105,15 @@ def staged_dir(target: Path, marker: str) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def shards(root: Path, run_key: str | None = None) -> list[Path]:
-    """The dataset's shard files (of one run if ``run_key`` is given), sorted."""
+def shards(root: Path, run_key: str | None = None, part: str | None = None) -> list[Path]:
+    """The dataset's shard files (of one run if ``run_key`` is given, and of one slice of it if
+    ``part`` is: ``""`` for a single-process run's own), sorted."""
     if not root.is_dir():
         raise CostnetError(f"dataset directory {str(root)!r} does not exist")
     found = []
     for path in sorted(root.iterdir()):
         match = SHARD.match(path.name)
-        if match and (run_key is None or match["run_key"] == run_key):
+        if match and (run_key is None or match["run_key"] == run_key) and (part is None or (match["part"] or "") == part):
             found.append(path)
     return found
 
@@ -142,29 +145,32 @@ def read_table(root: Path) -> pd.DataFrame:
 
 
 class DatasetStore:
-    """Appends rows of one collection run to a dataset directory."""
+    """Appends rows of one collection run (or of one slice of it, ``part`` = ``"<i>of<N>"``:
+    jobs collecting slices of one run never write, lock or clean up the same files) to a
+    dataset directory."""
 
-    def __init__(self, root: Path, space: str, run_key: str) -> None:
-        self.root, self.space, self.run_key = root, space, run_key
+    def __init__(self, root: Path, space: str, run_key: str, part: str = "") -> None:
+        self.root, self.space, self.run_key, self.part = root, space, run_key, part
+        self.stem = f"{run_key}-{part}" if part else run_key
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the run's lock file so two processes never collect the same run."""
-        with open(self.root / f".{self.run_key}.lock", "w") as lock:
+        with open(self.root / f".{self.stem}.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
-                raise CostnetError(f"another process is collecting run {self.run_key} "
-                                   f"into {str(self.root)!r}") from exc
+                what = f"slice {self.part} of run {self.run_key}" if self.part else f"run {self.run_key}"
+                raise CostnetError(f"another process is collecting {what} into {str(self.root)!r}") from exc
             self._remove_stale_temporaries()
             yield
 
     def _remove_stale_temporaries(self) -> None:
-        for path in self.root.glob(f".{self.space}-{self.run_key}-*.tmp"):
+        for path in self.root.glob(f".{self.space}-{self.stem}-[0-9][0-9][0-9][0-9][0-9].parquet.*.tmp"):
             path.unlink(missing_ok=True)
 
     def finished(self) -> set[int]:
-        """Indices of configurations this run already wrote."""
+        """Indices of configurations this run already wrote (in any slice)."""
         done: set[int] = set()
         for path in shards(self.root, self.run_key):
             done.update(read_shard(path, ["index"]).column("index").to_pylist())
@@ -172,9 +178,9 @@ class DatasetStore:
 
     def append(self, rows: list[Mapping[str, Any]], config_columns: tuple[str, ...]) -> Path:
         """Write ``rows`` as the run's next shard, atomically."""
-        existing = shards(self.root, self.run_key)
+        existing = shards(self.root, self.run_key, self.part)
         seq = int(SHARD.match(existing[-1].name)["seq"]) + 1 if existing else 0
-        path = self.root / f"{self.space}-{self.run_key}-{seq:05d}.parquet"
+        path = self.root / f"{self.space}-{self.stem}-{seq:05d}.parquet"
         table = pa.Table.from_pylist(list(rows), schema=arrow_schema(config_columns))
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, write_page_checksum=True)
