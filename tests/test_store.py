@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from costnet.data.schema import COMMON, CONFIG
 from costnet.data.store import DatasetStore, ensure_writable, read_table
 from costnet.errors import CostnetError
 from costnet.ops import get_op
+from tests.conftest import run_main
 
 
 def row(index: int, op: str = "dense", status: str = "ok") -> dict:
@@ -107,3 +109,56 @@ def test_file_in_the_way_is_named(tmp_path: Path) -> None:
 def test_missing_dataset_is_named(tmp_path: Path) -> None:
     with pytest.raises(CostnetError, match="does not exist"):
         load_dataset(tmp_path / "nowhere")
+
+
+def _dataset(root: Path, rows: list[dict], key: str = "abcdef012345", hardware: str = "cpu-x") -> Path:
+    root.mkdir(parents=True)
+    store = DatasetStore(root, "dense", key)
+    store.append([{**r, "run_key": key, "row_id": f"{key}-{r['index']}"} for r in rows], get_op("dense").columns)
+    store.write_json(f"_hardware/{hardware}.json", {"hardware_id": hardware, "kind": "cpu"})
+    return root
+
+
+def test_merge_drops_repeated_measurements_keeps_records_and_leaves_inputs_alone(tmp_path: Path) -> None:
+    from costnet.data.merge import merge
+
+    a = _dataset(tmp_path / "a", [row(0), {**row(1), "in_features": 8}])
+    b = _dataset(tmp_path / "b", [{**row(0), "time_median_ms": 9.0}, {**row(2), "in_features": 11}],
+                 key="0123456789ab", hardware="cpu-y")
+    before = {p: p.read_bytes() for p in sorted([*a.rglob("*"), *b.rglob("*")]) if p.is_file()}
+    summary = merge([a, b], tmp_path / "out")
+    assert (summary.rows_in, summary.duplicates_dropped, summary.rows_out) == (4, 1, 3)
+    merged = read_table(tmp_path / "out")
+    assert len(merged) == 3 and merged.loc[merged["in_features"] == 7, "time_median_ms"].tolist() == [1.5]  # a's
+    assert sorted(p.name for p in (tmp_path / "out" / "_hardware").iterdir()) == ["cpu-x.json", "cpu-y.json"]
+    record = json.loads((tmp_path / "out" / "_merge.json").read_text())
+    assert [s["rows"] for s in record["sources"]] == [2, 2] and [s["kept"] for s in record["sources"]] == [2, 1]
+    assert {p: p.read_bytes() for p in before} == before  # inputs untouched
+    assert len(pd.read_parquet(tmp_path / "out")) == 3
+    with pytest.raises(CostnetError, match="is one of the inputs"):
+        merge([a], a)
+
+
+def test_merge_refuses_another_schema_version_naming_the_file(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from costnet.data.merge import merge
+
+    a = _dataset(tmp_path / "a", [row(0)])
+    b = _dataset(tmp_path / "b", [row(1)], key="0123456789ab")
+    (shard,) = b.glob("*.parquet")
+    table = pq.read_table(shard)
+    pq.write_table(table.replace_schema_metadata({"costnet_schema_version": "0"}), shard)
+    with pytest.raises(CostnetError, match=f"incompatible shard {str(shard)!r}: schema version '0'"):
+        merge([a, b], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_merge_command_form(tmp_path: Path) -> None:
+    a = _dataset(tmp_path / "a", [row(0)])
+    b = _dataset(tmp_path / "b", [{**row(1), "in_features": 8}], key="0123456789ab")
+    code, err = run_main("data", "merge", str(a), str(b), f"out={tmp_path / 'out'}")
+    assert code == 0, err
+    assert len(read_table(tmp_path / "out")) == 2
+    code, err = run_main("data", "merge", str(a))
+    assert code == 2 and "exactly one out=DIR" in err

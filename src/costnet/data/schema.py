@@ -17,7 +17,7 @@ optimizer     ``none`` in forward mode, else sgd, momentum, adagrad, adadelta, a
 dtype         float32, float64, float16 or bfloat16
 input_grad    whether the training step also computes the input's gradient
 device        torch device string (``cpu``, ``cuda:0``)
-hardware_id   key of the hardware record in ``hardware/<hardware_id>.json``
+hardware_id   key of the hardware record in ``_hardware/<hardware_id>.json``
 threads       CPU threads torch used
 status        ``ok``; ``error`` (the step failed: out of memory, invalid shape...);
               ``skipped`` (the memory guard refused it before allocating)

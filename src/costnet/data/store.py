@@ -130,7 +130,8 @@ def read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CostnetError(f"corrupt shard {str(path)!r}: {exc}") from exc
     if problem := schema_problem(table.schema):
-        raise CostnetError(f"corrupt shard {str(path)!r}: {problem}")
+        kind = "incompatible" if problem.startswith("schema version") else "corrupt"  # another costnet wrote it
+        raise CostnetError(f"{kind} shard {str(path)!r}: {problem}")
     return table
 
 
