@@ -68,6 +68,12 @@ def test_joblib_slices_are_exactly_the_single_process_runs_configurations(tmp_pa
                       .reset_index(drop=True) for name in ("sliced", "single"))
     assert sliced["index"].tolist() == list(range(40))
     pd.testing.assert_frame_equal(sliced, single)
+    merged = run_cli("data", "merge", str(tmp_path / "sliced"), str(tmp_path / "single"), f"out={tmp_path / 'all'}")
+    assert merged.returncode == 0, merged.stderr
+    # the same configurations on the same hardware id are one measurement; joblib's workers run
+    # one thread, so their hardware id differs from the single process's
+    machines = {h for name in ("sliced", "single") for h in load_dataset(tmp_path / name, include_failed=True)["hardware_id"]}
+    assert len(load_dataset(tmp_path / "all", include_failed=True)) == 40 * len(machines)
     with pytest.raises(CostnetError, match=r"shard must be in \[0, shards\), got shard=2 with shards=2"):
         run(tmp_path / "bad", "shards=2", "shard=2")
 
