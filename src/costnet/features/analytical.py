@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.ops import get_op
+from costnet.ops.base import lookup
 from costnet.ops.step import DTYPE_BYTES, OPTIMIZER_STATES, UPDATE_FLOPS, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 
@@ -48,7 +49,7 @@ def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
     if "dtype" not in rows:
         return DTYPE_BYTES["float32"]
     check_dtypes(rows["dtype"].dropna().unique())
-    return rows["dtype"].map(DTYPE_BYTES).fillna(DTYPE_BYTES["float32"]).to_numpy()
+    return lookup(rows["dtype"], DTYPE_BYTES, DTYPE_BYTES["float32"])
 
 
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,8 +68,8 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         # backward: weight gradient (if weights) + input gradients (if asked; two products for
         # matmul and attention, whose inputs are both operands) + elementwise gradients
         bwd = mm * (has_params + input_grad * q.input_grad_mm) + (2 * ew if q.ew_bwd is None else q.ew_bwd)
-        update = params * optimizer.map(UPDATE_FLOPS).fillna(10).to_numpy()
-        states = optimizer.map(OPTIMIZER_STATES).fillna(2).to_numpy()
+        update = params * lookup(optimizer, UPDATE_FLOPS, 10)
+        states = lookup(optimizer, OPTIMIZER_STATES, 2)
         fwd = mm + ew
         bytes_in = (width if q.input_width is None else q.input_width) * _per_row(q.inputs, n)
         bytes_w, bytes_out = width * params, width * _per_row(q.outputs, n)

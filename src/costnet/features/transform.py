@@ -88,44 +88,65 @@ class FeatureTransform:
                                    f"{'null' if col in frame else 'missing'} in {int(lacking.sum())} of {len(frame)} "
                                    f"rows whose op has that parameter (op {op})")
 
-    def _numeric(self, frame: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.features.numeric if c not in frame]
-        if unknown := [c for c in missing if c not in CONFIG]:
+    def _numeric(self, frame: pd.DataFrame) -> np.ndarray:
+        """The numeric columns as a float matrix (log1p'd when the set says so)."""
+        columns = list(self.features.numeric)
+        if unknown := [c for c in columns if c not in frame and c not in CONFIG]:
             raise CostnetError(f"features {self.features.name!r}: rows lack column(s) {unknown}")
         # Config columns of other ops (e.g. kernel for dense rows) are 0 (see _check_parameters).
         # Unknown quantities (NaN, e.g. roofline times without measured peaks) become 0.
-        values = frame.reindex(columns=list(self.features.numeric)).astype(float)
-        values = values.replace([np.inf, -np.inf], np.nan).fillna(0.0)
+        values = np.column_stack([self._number(frame, c) for c in columns]) if columns else np.zeros((len(frame), 0))
+        values[~np.isfinite(values)] = 0.0
         if self.features.log:
-            if (values < 0).to_numpy().any():
-                bad = values.columns[(values < 0).any()].tolist()
+            if (negative := (values < 0).any(axis=0)).any():
+                bad = [c for c, b in zip(columns, negative) if b]
                 raise CostnetError(f"features: negative values in {bad} cannot be log-transformed")
             values = np.log1p(values)
         return values
 
-    def _category(self, frame: pd.DataFrame, col: str) -> pd.Series:
+    def _number(self, frame: pd.DataFrame, col: str) -> np.ndarray:
+        """Column ``col`` as floats (NaN where missing; zeros where the rows lack it)."""
+        if col not in frame:
+            return np.zeros(len(frame))
+        try:
+            return pd.to_numeric(frame[col]).to_numpy(float, na_value=np.nan)
+        except (ValueError, TypeError) as exc:
+            raise CostnetError(f"features {self.features.name!r}: column {col!r} is not numeric ({exc})") from exc
+
+    def _labels(self, frame: pd.DataFrame, col: str) -> tuple[np.ndarray, list[str]]:
+        """Each row's category of ``col`` as an index into the returned labels: the value as
+        text, ``n/a`` where it is missing (one conversion per distinct value)."""
         if col not in frame and col not in CONFIG:
             raise CostnetError(f"features {self.features.name!r}: rows lack column {col!r}")
         if col not in frame:
-            return pd.Series("n/a", index=frame.index)
-        return frame[col].astype(object).where(frame[col].notna(), "n/a").astype(str)
+            return np.zeros(len(frame), dtype=np.intp), ["n/a"]
+        codes, uniques = pd.factorize(frame[col])
+        labels = [str(u) for u in uniques] + ["n/a"]
+        return np.where(codes < 0, len(labels) - 1, codes), labels
 
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
         self._check_parameters(frame)
-        values = self._numeric(frame)
-        self.mean = values.mean().to_dict()
+        values = pd.DataFrame(self._numeric(frame), columns=list(self.features.numeric))
+        self.mean = values.mean().to_dict()  # pandas' sums: a constant column's mean is exactly its value
         self.std = values.std(ddof=0).replace(0, 1.0).to_dict()
-        self.categories = {c: sorted(self._category(frame, c).unique().tolist()) for c in self.features.categorical}
+        self.categories = {}
+        for col in self.features.categorical:
+            codes, labels = self._labels(frame, col)
+            self.categories[col] = sorted({labels[i] for i in np.unique(codes)})
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.mean and self.features.numeric:
             raise CostnetError("FeatureTransform used before fit")
         self._check_parameters(frame)
-        values = self._numeric(frame)
-        blocks = [((values - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)]
+        columns = list(self.features.numeric)
+        mean = np.array([self.mean[c] for c in columns], dtype=float)
+        std = np.array([self.std[c] for c in columns], dtype=float)
+        blocks = [((self._numeric(frame) - mean) / std).astype(np.float32)]
         for col, cats in self.categories.items():
-            codes = pd.Index(cats).get_indexer(self._category(frame, col))  # -1: a category unseen in training
+            rows_codes, labels = self._labels(frame, col)
+            position = {c: i for i, c in enumerate(cats)}
+            codes = np.array([position.get(label, -1) for label in labels])[rows_codes]  # -1: unseen in training
             onehot = np.zeros((len(frame), len(cats)), np.float32)
             rows = np.flatnonzero(codes >= 0)
             onehot[rows, codes[rows]] = 1.0

@@ -43,6 +43,11 @@ def target(frame: pd.DataFrame) -> np.ndarray:
     return measured_times(frame["time_median_ms"])
 
 
+# Rows per forward pass at prediction: a chunk's activations (8192 x 256 floats, 8 MiB) stay in
+# the CPU's caches; one pass over 200,000 rows ran at half the rate (experiments/bench_speed.py).
+PREDICT_CHUNK = 8192
+
+
 @dataclass(frozen=True)
 class Monitor:
     """What watches a training run: Lightning loggers (False: none) and callbacks."""
@@ -201,11 +206,17 @@ class MLPEstimator(Estimator):
         return self.history.get("best_val_loss")
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Predicted time (ms) per row; the networks run over ``PREDICT_CHUNK`` rows at a time."""
         assert self.nets, "fit before predict"
         x = torch.from_numpy(self._x(frame))
+        z = torch.empty(len(x))
         with torch.inference_mode():
-            z = torch.stack([net.eval()(x).squeeze(-1) for net in self.nets]).mean(0).numpy()
-        return np.exp(z.astype(float) * self.y_std + self.y_mean + self._base(frame))
+            for net in self.nets:
+                net.eval()
+            for start in range(0, len(x), PREDICT_CHUNK):
+                part = x[start:start + PREDICT_CHUNK]
+                z[start:start + len(part)] = torch.stack([net(part).squeeze(-1) for net in self.nets]).mean(0)
+        return np.exp(z.numpy().astype(float) * self.y_std + self.y_mean + self._base(frame))
 
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.nets, "fit before saving"

@@ -146,9 +146,17 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def lookup(values: pd.Series, table: Mapping[Any, float], default: float) -> np.ndarray:
+    """``table[value]`` for each of ``values`` (``default`` for missing or unknown ones) as floats;
+    one dictionary lookup per distinct value (``Series.map`` looks up every row)."""
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([table.get(u, default) for u in uniques] + [default], dtype=float)
+    return mapped[codes]  # code -1 (missing) picks the trailing default
+
+
 def activation_flops(rows: pd.DataFrame) -> PerRow:
     """Forward FLOPs per output element of each row's activation (0 without one)."""
-    return rows["activation"].map(ACTIVATION_FLOPS).fillna(0).to_numpy() if "activation" in rows else 0
+    return lookup(rows["activation"], ACTIVATION_FLOPS, 0) if "activation" in rows else 0
 
 
 def column(rows: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:

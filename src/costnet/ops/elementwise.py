@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from costnet.errors import CostnetError
-from costnet.ops.base import Analytical, Op, PerRow, alignment, column, qualified_name, tensor
+from costnet.ops.base import Analytical, Op, PerRow, alignment, column, lookup, qualified_name, tensor
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, TensorArg, Uncovered
 
@@ -126,7 +126,7 @@ class Elementwise(Op):
         raise CostnetError(f"unknown elementwise fn {fn!r}: choose from {list(FUNCTIONS)}")
 
     def analytical(self, rows: pd.DataFrame) -> Analytical:
-        per = rows["fn"].map(ELEMENTWISE_FLOPS).fillna(1).to_numpy()
+        per = lookup(rows["fn"], ELEMENTWISE_FLOPS, 1)
         operands = np.where(rows["fn"].isin(tuple(BINARY)).to_numpy(), 2.0, 1.0)
         return _per_element(rows, column(rows, "batch", 1), per, operands)
 
@@ -175,7 +175,7 @@ class Dropout(Op):
         return nn.Dropout(cfg["p"]), (tensor((cfg["batch"], cfg["features"]), device, dtype),)
 
     def analytical(self, rows: pd.DataFrame) -> Analytical:
-        return _per_element(rows, column(rows, "batch", 1), rows["mode"].map(DROPOUT_FLOPS).fillna(0).to_numpy())
+        return _per_element(rows, column(rows, "batch", 1), lookup(rows["mode"], DROPOUT_FLOPS, 0))
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
         assert isinstance(module, nn.Dropout)

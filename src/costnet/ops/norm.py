@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import Analytical, Op, alignment, channel_cap, column, feature_maps
+from costnet.ops.base import Analytical, Op, alignment, channel_cap, column, feature_maps, lookup
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, Uncovered
 
@@ -46,7 +46,7 @@ class BatchNorm2d(Op):
         c = column(rows, "channels_in")
         n = column(rows, "batch", 1) * c * column(rows, "size") ** 2
         zeros = np.zeros(len(rows))
-        return Analytical(mm=zeros, ew=n * rows["mode"].map(BATCHNORM_FLOPS).fillna(4).to_numpy(), inputs=n,
+        return Analytical(mm=zeros, ew=n * lookup(rows["mode"], BATCHNORM_FLOPS, 4), inputs=n,
                           params=2 * c, outputs=n, align_in=alignment(c), align_out=alignment(c))  # weight, bias
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
