@@ -281,7 +281,8 @@ def test_every_feature_set_fits_justus_rows(name: str) -> None:
     present = [c for c in spec.numeric if c in rows]
     assert rows[present].notna().all().all()
     logged = np.log1p(rows.reindex(columns=list(spec.numeric)).fillna(0.0).astype(float))
-    expected = (logged - logged.mean()) / logged.std(ddof=0).replace(0.0, 1.0)
+    std = logged.std(ddof=0)
+    expected = (logged - logged.mean()) / std.where(std > 1e-9 * (1 + logged.mean().abs()), 1.0)  # constant: unscaled
     n = len(spec.numeric)
     np.testing.assert_allclose(x[:, :n], expected.to_numpy(), rtol=1e-5, atol=1e-5)
     widths = [rows[c].astype(str).nunique() if c in rows else 1 for c in spec.categorical]  # absent: all "n/a"
@@ -322,3 +323,13 @@ def test_an_unknown_dtype_is_an_error_wherever_one_is_read() -> None:
     with pytest.raises(CostnetError, match=message):
         Setting(dtype="int3")  # costnet-predict's dtype
     assert analytical_features(rows.assign(dtype="float16"))["bytes_in"].item() == 2 * 5 * 33
+
+
+def test_a_column_constant_in_training_is_not_scaled_by_float_noise() -> None:
+    """One training device: its spec columns are constant (a std of float noise, 1e-15); another
+    device's value must come out at its log distance, not 1e15 standard deviations away."""
+    train = pd.DataFrame({"hw_peak_gflops": [4368.0] * 7, "batch": [1, 2, 3, 4, 5, 6, 7]})
+    other = pd.DataFrame({"hw_peak_gflops": [14899.0], "batch": [4]})
+    t = FeatureTransform(FeatureSet("t", ("hw_peak_gflops", "batch"))).fit(train)
+    assert t.std["hw_peak_gflops"] == 1.0
+    assert t.transform(other)[0, 0] == pytest.approx(np.log1p(14899.0) - np.log1p(4368.0), rel=1e-6)

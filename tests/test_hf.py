@@ -136,3 +136,15 @@ def test_a_meta_model_that_needs_tensor_values_gets_one_clear_error() -> None:
         module, x = _Routed(), torch.zeros(2, 4)
     with pytest.raises(CostnetError, match="cannot extract the layers of _Routed on the meta device"):
         extract_layers(module, x)
+
+
+def test_predict_model_through_the_python_api(tiny: Path, sheets: Path) -> None:
+    """costnet.predict_model on a model the user built on the meta device: the total is the sum
+    of the per-call times, and forward_backward costs more than forward."""
+    import costnet
+
+    module, ids = build(f"hf:{tiny}", 2, 16)
+    ahead = costnet.predict_model(module, ids, "MU9", hardware_specs=sheets)
+    both = costnet.predict_model(module, ids, "MU9", hardware_specs=sheets, mode="forward_backward")
+    assert ahead.batch_ms == pytest.approx(ahead.layers["time_ms"].sum()) and ahead.hardware["device"] == "MU9"
+    assert both.batch_ms > ahead.batch_ms > 0

@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from costnet.nets.predictor import Predictor
+    from costnet.networks.api import ModelPrediction
 
 
 def load_predictor(path: Any) -> Predictor:
@@ -15,3 +16,10 @@ def load_predictor(path: Any) -> Predictor:
     from costnet.nets.predictor import load_predictor as load
 
     return load(path)
+
+
+def predict_model(model: Any, example_inputs: Any, hardware: str, **options: Any) -> ModelPrediction:
+    """A whole model's step time from per-op cost models (:func:`costnet.networks.api.predict_model`)."""
+    from costnet.networks.api import predict_model as predict
+
+    return predict(model, example_inputs, hardware, **options)

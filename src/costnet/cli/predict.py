@@ -4,6 +4,7 @@ one, a Hugging Face config (``network=hf:PATH.json``) or the user's ``module:fac
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -11,8 +12,8 @@ from omegaconf import DictConfig
 from costnet.cli.common import path_list, run_hydra
 from costnet.config import float_option, int_option
 from costnet.data.store import atomic_write_bytes, ensure_writable
-from costnet.networks.estimate import Setting, hardware_features, layer_times, load_models, network_time
-from costnet.networks.extract import extract_layers
+from costnet.networks.api import predict_model
+from costnet.networks.estimate import Setting, network_time
 from costnet.networks.build import build
 
 COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
@@ -26,10 +27,10 @@ def _task(cfg: DictConfig) -> None:
     if cfg.out:
         ensure_writable(Path(str(cfg.out)), file=True)
     module, example = build(str(cfg.network), batch_size, int_option(cfg, "seq_len"))
-    layers = extract_layers(module, example, str(cfg.method))
-    hardware = hardware_features(str(cfg.hardware), Path(str(cfg.hardware_specs)) if cfg.hardware_specs else None)
-    models = load_models(path_list(cfg.model), str(cfg.hardware))
-    table = layer_times(layers, models, hardware, setting)
+    result = predict_model(module, example, str(cfg.hardware), models=path_list(cfg.model),
+                           hardware_specs=cfg.hardware_specs or None, method=str(cfg.method), **asdict(setting))
+    table, hardware = result.layers, result.hardware
+    modeled = sorted(set(table.loc[table["source"].str.startswith("model"), "op"].astype(str)))
     total = network_time(table, batch_size, dataset_size)
     shown = table[table["kind"] != "free"].sort_values("time_ms", ascending=False)
     shown = shown.head(top) if top > 0 else shown
@@ -41,7 +42,7 @@ def _task(cfg: DictConfig) -> None:
     print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.hardware}: "
           f"{total.batch_ms:.4g} ms per batch, {total.epoch_s:.4g} s per epoch of {total.batches_per_epoch} batches; "
           f"{100 * total.modeled_share:.1f} % of the time from trained models "
-          f"({', '.join(sorted(models)) or 'none'})")
+          f"({', '.join(modeled) or 'none'})")
     if cfg.out:
         result = {"network": str(cfg.network), "batch_size": batch_size, "seq_len": int(cfg.seq_len),
                   "hardware": str(cfg.hardware), "device": hardware["device"],

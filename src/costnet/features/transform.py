@@ -127,8 +127,10 @@ class FeatureTransform:
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
         self._check_parameters(frame)
         values = pd.DataFrame(self._numeric(frame), columns=list(self.features.numeric))
-        self.mean = values.mean().to_dict()  # pandas' sums: a constant column's mean is exactly its value
-        self.std = values.std(ddof=0).replace(0, 1.0).to_dict()
+        mean, std = values.mean(), values.std(ddof=0)  # pandas' sums: a constant column's mean is exactly its value
+        # A column constant in training (a device's spec with one training device) has a std of 0
+        # or float noise (1e-15): it is left unscaled, so another device's value cannot blow up.
+        self.mean, self.std = mean.to_dict(), std.where(std > 1e-9 * (1 + mean.abs()), 1.0).to_dict()
         self.categories = {}
         for col in self.features.categorical:
             codes, labels = self._labels(frame, col)
