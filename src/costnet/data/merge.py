@@ -19,12 +19,11 @@ import pandas as pd
 import pyarrow as pa
 
 from costnet.data.schema import COMMON, CONFIG
-from costnet.data.store import (HARDWARE_DIR, OLD_HARDWARE_DIR, RUNS_DIR, SHARD, DatasetStore, read_shard,
-                                shards, staged_dir)
+from costnet.data.store import (HARDWARE_DIR, OLD_HARDWARE_DIR, OLD_RUNS_DIR, RUNS_DIR, SHARD, DatasetStore,
+                                read_shard, shards, staged_dir)
 from costnet.errors import CostnetError
 
 MARKER = "_merge.json"
-OLD_RUNS_DIR = "runs"  # before side records were hidden from Parquet readers
 # What makes two rows the same measurement target; the config columns of their op join these.
 IDENTITY = ("op", "mode", "optimizer", "dtype", "input_grad", "hardware_id")
 
@@ -47,17 +46,14 @@ def _identity(table: pa.Table) -> pd.Series:
     return pd.Series(list(zip(*(frame[c].astype(str) for c in columns))), index=frame.index)
 
 
-def _side_records(root: Path, folders: tuple[str, ...], into: Path) -> int:
+def _side_records(root: Path, folders: tuple[str, ...], into: Path) -> None:
     """Copy the JSON records of ``folders`` (current name first) into ``into``; the first copy
-    of a name wins. Returns how many were new."""
-    copied = 0
+    of a name wins."""
     into.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         for path in sorted((root / folder).glob("*.json")):
             if not (into / path.name).exists():
                 shutil.copyfile(path, into / path.name)
-                copied += 1
-    return copied
 
 
 def merge(inputs: list[Path], out: Path) -> MergeSummary:

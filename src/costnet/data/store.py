@@ -42,7 +42,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 HARDWARE_DIR, RUNS_DIR = "_hardware", "_runs"
-OLD_HARDWARE_DIR = "hardware"  # before side records were hidden from Parquet readers
+OLD_HARDWARE_DIR, OLD_RUNS_DIR = "hardware", "runs"  # before side records were hidden from Parquet readers
 SHARD = re.compile(r"^(?P<space>.+)-(?P<run_key>[0-9a-f]{12})(?:-(?P<part>\d+of\d+))?-(?P<seq>\d{5})\.parquet$")
 
 

@@ -63,7 +63,8 @@ def gpu_features(frame: pd.DataFrame, analytical: pd.DataFrame, roofline: pd.Dat
     out["pad_128"] = np.where(gemm, 1 - count * m * n / np.maximum(tiles * 128**2, 1), 0.0)
     out["l2_ratio"] = nbytes / (l2_mb * 2**20)
     out["flops_per_sm"], out["bytes_per_sm"] = flops / sms, nbytes / sms
-    roof = np.where(roofline["t_roofline_ms"].to_numpy(float) > 0, roofline["t_roofline_ms"].to_numpy(float), np.nan)
+    roof = roofline["t_roofline_ms"].to_numpy(float)
+    roof = np.where(roof > 0, roof, np.nan)
     out["compute_share"] = roofline["t_compute_ms"].to_numpy(float) / roof
     out["bound_ratio"] = roofline["t_bound_ms"].to_numpy(float) / roof
     return pd.DataFrame(out, index=frame.index)

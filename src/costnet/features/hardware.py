@@ -58,7 +58,11 @@ def spec_sheet_hardware(file: Path, name: str) -> dict[str, Any]:
     if match.empty:
         raise CostnetError(f"spec-sheet file {str(file)!r} has no GPU {name!r}; it has "
                            f"{sorted(sheets['gpu'])} (or their short names {sorted(sheets['gpu_short'])})")
-    sheet = match.iloc[0].to_dict()
+    return sheet_hardware(match.iloc[0].to_dict())
+
+
+def sheet_hardware(sheet: Mapping[str, Any]) -> dict[str, Any]:
+    """``device`` (the GPU's short name) and hardware features of one spec-sheet record."""
     return {"device": str(sheet["gpu_short"]), **from_spec_sheet(sheet)}
 
 

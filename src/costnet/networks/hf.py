@@ -84,9 +84,7 @@ class _Step(nn.Module):
 
 def build(path: Path, batch_size: int, seq_len: int) -> tuple[nn.Module, torch.Tensor]:
     """The model of the config at ``path`` on the meta device, and token ids of shape
-    (batch_size, seq_len) to call it with."""
-    if batch_size < 1 or seq_len < 1:
-        raise CostnetError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
+    (batch_size, seq_len) to call it with (costnet.networks.build.build checks both are >= 1)."""
     config = read_config(path)
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if limit and seq_len > int(limit):

@@ -5,7 +5,7 @@ A directory holds ``<op>.parquet`` per op (any subset of ``OPS``), the GPUs' spe
 ``devices.json`` or ``devices.parquet`` and optionally ``manifest.json``; see the dataset's
 README. Rows are forward calls of PyTorch 2.1 operators, mapped onto costnet's ops and columns;
 each gets its GPU's short name as ``device`` and the spec sheet's hardware features
-(:func:`costnet.features.hardware.from_spec_sheet`, values as published).
+(:func:`costnet.features.hardware.sheet_hardware`, values as published).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.errors import CostnetError
-from costnet.features.hardware import from_spec_sheet
+from costnet.features.hardware import sheet_hardware
 from costnet.hardware.spec_sheets import read_spec_sheets
 from costnet.ops.base import output_size
 
@@ -137,7 +137,7 @@ def _hardware(root: Path, gpus: pd.Series) -> pd.DataFrame:
     file, sheets = _devices(root)
     if missing := sorted(set(gpus.unique()) - set(sheets["gpu"])):
         raise CostnetError(f"neusight2025: {str(file)!r} has no spec sheet of GPU(s) {missing}")
-    rows = [{"gpu": s["gpu"], "device": s["gpu_short"], **from_spec_sheet(s)} for s in sheets.to_dict("records")]
+    rows = [{"gpu": s["gpu"], **sheet_hardware(s)} for s in sheets.to_dict("records")]
     return pd.DataFrame(rows).set_index("gpu").loc[gpus].set_axis(gpus.index)
 
 
