@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import DictConfig
 
 from costnet.collect.runner import collect
-from costnet.config import compose
+from costnet.config import compose, conf_dir
 from costnet.data import load_dataset
 from costnet.data.info import info
 from costnet.errors import CostnetError
+from tests import fake_slurm
 from tests.conftest import FAST, TINY_DENSE, run_cli
 
 
@@ -54,20 +56,31 @@ def test_a_dataset_directory_is_a_plain_parquet_dataset(tmp_path: Path) -> None:
     assert old["hw_physical_cores"].tolist() == frame["hw_physical_cores"].tolist()
 
 
+QUIET = ["measure_peaks=false", "progress=false"]
+SLICE_COLUMNS = ["index", "batch", "in_features", "out_features", "bias", "activation", "mode", "optimizer", "dtype"]
+
+
+def collect_in_slices(tmp_path: Path, *launcher: str, n: int, shard: str = "shard=0,1") -> pd.DataFrame:
+    """``costnet-collect --multirun LAUNCHER space=dense n=N seed=0 shards=2 SHARD`` into
+    ``tmp_path/sliced``: each job writes its own shard files, and together they hold exactly the
+    configurations of one process with the same seed and n (``tmp_path/single``). The sliced rows."""
+    done = run_cli("collect", "--multirun", *launcher, "space=dense", f"n={n}", "seed=0", "shards=2", shard,
+                   f"out={tmp_path / 'sliced'}", *QUIET)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert sorted(p.name.split("-")[2] for p in (tmp_path / "sliced").glob("*.parquet")) == ["0of2", "1of2"]
+    collect(compose("collect", ["space=dense", f"n={n}", "seed=0", f"out={tmp_path / 'single'}", *QUIET]))
+    rows = load_dataset(tmp_path / "sliced", include_failed=True)
+    sliced, single = (frame[SLICE_COLUMNS].sort_values("index").reset_index(drop=True)
+                      for frame in (rows, load_dataset(tmp_path / "single", include_failed=True)))
+    assert sliced["index"].tolist() == list(range(n))
+    pd.testing.assert_frame_equal(sliced, single)
+    return rows
+
+
 def test_joblib_slices_are_exactly_the_single_process_runs_configurations(tmp_path: Path) -> None:
     """The issue's command: two joblib jobs, each its own slice (j mod 2) in its own files; their
     union is the configurations of one process with the same seed and n."""
-    quiet = ["measure_peaks=false", "progress=false"]
-    done = run_cli("collect", "--multirun", "hydra/launcher=joblib", "space=dense", "n=40", "seed=0", "shards=2",
-                   "shard=0,1", f"out={tmp_path / 'sliced'}", *quiet)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name.split("-")[2] for p in (tmp_path / "sliced").glob("*.parquet")) == ["0of2", "1of2"]
-    collect(compose("collect", ["space=dense", "n=40", "seed=0", f"out={tmp_path / 'single'}", *quiet]))
-    columns = ["index", "batch", "in_features", "out_features", "bias", "activation", "mode", "optimizer", "dtype"]
-    sliced, single = (load_dataset(tmp_path / name, include_failed=True)[columns].sort_values("index")
-                      .reset_index(drop=True) for name in ("sliced", "single"))
-    assert sliced["index"].tolist() == list(range(40))
-    pd.testing.assert_frame_equal(sliced, single)
+    collect_in_slices(tmp_path, "hydra/launcher=joblib", n=40)
     merged = run_cli("data", "merge", str(tmp_path / "sliced"), str(tmp_path / "single"), f"out={tmp_path / 'all'}")
     assert merged.returncode == 0, merged.stderr
     # the same configurations on the same hardware id are one measurement; joblib's workers run
@@ -76,6 +89,89 @@ def test_joblib_slices_are_exactly_the_single_process_runs_configurations(tmp_pa
     assert len(load_dataset(tmp_path / "all", include_failed=True)) == 40 * len(machines)
     with pytest.raises(CostnetError, match=r"shard must be in \[0, shards\), got shard=2 with shards=2"):
         run(tmp_path / "bad", "shards=2", "shard=2")
+
+
+def launcher_config(*overrides: str) -> DictConfig:
+    """``hydra.launcher`` as ``costnet-collect OVERRIDES out=/data/x`` composes it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = hydra_compose("collect", overrides=[*overrides, "out=/data/x"], return_hydra_config=True)
+    assert cfg.threads is None and cfg.device == "cpu"  # a launcher config leaves the job's settings alone
+    return cfg.hydra.launcher
+
+
+def test_slurm_launcher_configs_compose() -> None:
+    """The plugin's own name and conf/hydra/launcher/slurm{,_gpu}.yaml: one task per job, its
+    torch threads from --cpus-per-task, one GPU per GPU job, submitit's files beside the sweep."""
+    slurm_target = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    plain = launcher_config("hydra/launcher=submitit_slurm")
+    assert plain._target_ == slurm_target and plain.submitit_folder == "/data/x/_multirun/.submitit/%j"
+    local = launcher_config("hydra/launcher=submitit_local")
+    assert local._target_.endswith("submitit_launcher.LocalLauncher")
+    cpu = launcher_config("hydra/launcher=slurm")
+    assert cpu._target_ == slurm_target and cpu.submitit_folder == plain.submitit_folder
+    assert (cpu.nodes, cpu.tasks_per_node, cpu.cpus_per_task, cpu.gpus_per_node) == (1, 1, 8, None)
+    assert cpu.partition is None and cpu.mem_gb >= 8 and cpu.timeout_min > 60 and cpu.name == "costnet-collect"
+    assert "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK" in cpu.setup
+    assert "export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK" in cpu.setup
+    gpu = launcher_config("hydra/launcher=slurm_gpu", "hydra.launcher.partition=gpu")
+    assert (gpu._target_, gpu.gpus_per_node, gpu.tasks_per_node, gpu.partition) == (slurm_target, 1, 1, "gpu")
+    assert list(gpu.setup) == list(cpu.setup)
+    # the README's sweep over eight shards
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for sweep in ("shard=range(8)", "shard=range(0,8)"):
+        assert list(OverridesParser.create().parse_override(sweep).sweep_iterator()) == list(range(8))
+
+
+def test_ray_launcher_configs_compose() -> None:
+    """``hydra/launcher=ray`` (a local Ray) and conf/hydra/launcher/ray_cluster.yaml (the running
+    cluster, num_cpus cores per job). The Ray launcher is in the `cluster` extra, not `test`."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    ray_target = "hydra_plugins.hydra_ray_launcher.ray_launcher.RayLauncher"
+    plain = launcher_config("hydra/launcher=ray")
+    assert plain._target_ == ray_target and plain.ray.init.address is None
+    cluster = launcher_config("hydra/launcher=ray_cluster", "hydra.launcher.ray.remote.num_gpus=1")
+    assert cluster._target_ == ray_target and cluster.ray.init.address == "auto"
+    assert (cluster.ray.remote.num_cpus, cluster.ray.remote.num_gpus) == (8, 1)
+
+
+@pytest.mark.slow  # ~20 s: three processes import torch; the SLURM test below covers submitit by default
+def test_submitit_local_slices_are_the_single_process_runs_configurations(tmp_path: Path) -> None:
+    """Two jobs through submitit's local executor: their union is the single process's
+    configurations; submitit's logs and results stay under DIR/_multirun."""
+    collect_in_slices(tmp_path, "hydra/launcher=submitit_local", n=8)
+    assert len(list((tmp_path / "sliced" / "_multirun" / ".submitit").glob("*/*_result.pkl"))) == 2
+
+
+def test_slurm_config_through_submitits_slurm_executor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hydra/launcher=slurm end to end on a stand-in for sbatch/srun (tests/fake_slurm.py): one
+    array of two tasks whose torch threads are --cpus-per-task (1 here, torch's default is more
+    wherever there are 2+ cores), with the README's shard=range(N) sweep."""
+    bin_dir = fake_slurm.install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    rows = collect_in_slices(tmp_path, "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", n=8,
+                             shard="shard=range(2)")
+    assert set(rows["threads"]) == {1}
+    script = (bin_dir / "sbatch.log").read_text()
+    assert script.count("#!/bin/bash") == 1  # one submission: a job array
+    for line in ("#SBATCH --array=0-1%2", "#SBATCH --cpus-per-task=1", "#SBATCH --ntasks-per-node=1",
+                 "#SBATCH --job-name=costnet-collect", "export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK"):
+        assert line in script
+    assert "--gpus-per-node" not in script
+
+
+@pytest.mark.slow
+def test_ray_slices_are_the_single_process_runs_configurations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conf/hydra/launcher/ray_cluster.yaml on a local Ray instance of 2 CPUs, one per job: the
+    jobs' torch threads are their num_cpus."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    rows = collect_in_slices(tmp_path, "hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=null",
+                             "+hydra.launcher.ray.init.num_cpus=2", "hydra.launcher.ray.remote.num_cpus=1", n=8)
+    assert set(rows["threads"]) == {1}
 
 
 def test_rerun_continues_without_duplicates(tmp_path: Path) -> None:
