@@ -6,6 +6,11 @@ a list or as named blocks of columns concatenated in order (sets extend one anot
 deviation of each numeric column (after ``log1p`` when ``log`` is set) and the
 categories of each categorical column; ``transform`` applies them, mapping unseen
 categories to all-zero one-hot codes.
+
+Fitting accumulates partial statistics (:class:`FitStatistics`: per numeric column a count,
+mean and sum of squared deviations, merged batch by batch; per categorical column the
+labels seen), so a fit on one frame and a fit streamed over the batches of a dataset larger
+than memory (costnet.nets.streaming) take the same code path and agree to rounding.
 """
 
 from __future__ import annotations
@@ -125,17 +130,14 @@ class FeatureTransform:
         return np.where(codes < 0, len(labels) - 1, codes), labels
 
     def fit(self, frame: pd.DataFrame) -> FeatureTransform:
-        self._check_parameters(frame)
-        values = pd.DataFrame(self._numeric(frame), columns=list(self.features.numeric))
-        mean, std = values.mean(), values.std(ddof=0)  # pandas' sums: a constant column's mean is exactly its value
-        # A column constant in training (a device's spec with one training device) has a std of 0
-        # or float noise (1e-15): it is left unscaled, so another device's value cannot blow up.
-        self.mean, self.std = mean.to_dict(), std.where(std > 1e-9 * (1 + mean.abs()), 1.0).to_dict()
-        self.categories = {}
-        for col in self.features.categorical:
-            codes, labels = self._labels(frame, col)
-            self.categories[col] = sorted({labels[i] for i in np.unique(codes)})
-        return self
+        """Fit on the training rows ``frame`` (:meth:`statistics` over one batch)."""
+        return self.statistics().add(frame).finish()
+
+    def statistics(self) -> FitStatistics:
+        """Empty partial statistics of this transform's fit: ``add`` batches of training rows
+        (or ``merge`` statistics gathered elsewhere), then ``finish`` sets this transform."""
+        return FitStatistics(self, Moments(len(self.features.numeric)),
+                             {col: set() for col in self.features.categorical})
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         if not self.mean and self.features.numeric:
@@ -169,3 +171,92 @@ class FeatureTransform:
         fs = FeatureSet(f["name"], tuple(f["numeric"]), tuple(f["categorical"]), f["log"])
         return cls(fs, dict(state["mean"]), dict(state["std"]),
                    {k: list(v) for k, v in state["categories"].items()})
+
+
+class Moments:
+    """Count, mean and population variance of each column of batches of rows, merged one batch
+    at a time (Chan, Golub and LeVeque's pairwise update), without holding the rows.
+
+    Values are taken relative to the first row seen (the shift), so a constant column has a
+    mean of exactly its value and a variance of exactly 0 however the rows are batched.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.count = 0
+        self.shift = np.zeros(width)
+        self.mean = np.zeros(width)  # relative to shift
+        self.m2 = np.zeros(width)  # sum of squared deviations from the mean
+
+    def add(self, values: np.ndarray) -> Moments:
+        """Count the rows of ``values`` (one column per statistic) in."""
+        values = np.asarray(values, float).reshape(len(values), -1)
+        if len(values):
+            if not self.count:
+                self.shift = values[0].copy()
+            rel = values - self.shift
+            mean = rel.mean(axis=0)
+            self._join(len(values), mean, ((rel - mean) ** 2).sum(axis=0))
+        return self
+
+    def merge(self, other: Moments) -> Moments:
+        """Count the rows ``other`` counted in (e.g. another worker's)."""
+        if other.count:
+            if not self.count:
+                self.shift = other.shift.copy()
+            self._join(other.count, other.mean + (other.shift - self.shift), other.m2)
+        return self
+
+    def _join(self, count: int, mean: np.ndarray, m2: np.ndarray) -> None:
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta**2 * (self.count * count / total)
+        self.count = total
+
+    @property
+    def means(self) -> np.ndarray:
+        """Each column's mean (NaN before any row)."""
+        return self.shift + self.mean if self.count else np.full(len(self.mean), np.nan)
+
+    @property
+    def stds(self) -> np.ndarray:
+        """Each column's standard deviation (ddof 0; NaN before any row)."""
+        return np.sqrt(self.m2 / self.count) if self.count else np.full(len(self.m2), np.nan)
+
+
+@dataclass
+class FitStatistics:
+    """What a :class:`FeatureTransform` fit has seen so far: the numeric columns' moments
+    (after ``log1p`` when the set says so) and each categorical column's labels."""
+
+    transform: FeatureTransform
+    moments: Moments
+    labels: dict[str, set[str]]
+
+    def add(self, frame: pd.DataFrame) -> FitStatistics:
+        """Count the training rows ``frame`` in (checked as :meth:`FeatureTransform.transform` checks rows)."""
+        self.transform._check_parameters(frame)
+        self.moments.add(self.transform._numeric(frame))
+        for col in self.labels:
+            codes, labels = self.transform._labels(frame, col)
+            self.labels[col].update(labels[i] for i in np.unique(codes))
+        return self
+
+    def merge(self, other: FitStatistics) -> FitStatistics:
+        """Count in what ``other`` (statistics of the same feature set) has seen."""
+        self.moments.merge(other.moments)
+        for col, seen in other.labels.items():
+            self.labels[col].update(seen)
+        return self
+
+    def finish(self) -> FeatureTransform:
+        """Set the transform's means, deviations and categories from the rows seen; returns it."""
+        columns = list(self.transform.features.numeric)
+        mean, std = self.moments.means, self.moments.stds
+        # A column constant in training (a device's spec with one training device) has a std of 0
+        # or float noise (1e-15): it is left unscaled, so another device's value cannot blow up.
+        scaled = std > 1e-9 * (1 + np.abs(mean))
+        self.transform.mean = {c: float(m) for c, m in zip(columns, mean)}
+        self.transform.std = {c: float(s) if ok else 1.0 for c, s, ok in zip(columns, std, scaled)}
+        self.transform.categories = {col: sorted(seen) for col, seen in self.labels.items()}
+        return self.transform

@@ -9,7 +9,7 @@ validation rows serve early stopping and model selection, never fitting.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
@@ -21,7 +21,7 @@ from scipy.optimize import nnls
 from sklearn.linear_model import LinearRegression
 
 from costnet.errors import CostnetError
-from costnet.features.transform import FeatureSet, FeatureTransform
+from costnet.features.transform import FeatureSet, FeatureTransform, Moments
 from costnet.nets.arrays import LinearArrays, TreeArrays, from_arrays, to_arrays
 from costnet.nets.mlp import BOUNDS, MLPConfig, build_mlp
 from costnet.nets.selection import REGRESSORS, choose
@@ -143,9 +143,30 @@ class MLPEstimator(Estimator):
             return x
         return np.hstack([x, self._log_time(frame, BOUNDS[self.cfg.bound], "head=bounded")[:, None].astype(np.float32)])
 
+    def _log_target(self, frame: pd.DataFrame) -> np.ndarray:
+        """What the network regresses, before standardizing: log time relative to :meth:`_base`."""
+        return np.log(target(frame)) - self._base(frame)
+
     def _xy(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        logy = np.log(target(frame)) - self._base(frame)
-        return self._x(frame), (logy - self.y_mean) / self.y_std
+        return self._x(frame), (self._log_target(frame) - self.y_mean) / self.y_std
+
+    def _scale_target(self, logy: Moments) -> None:
+        """Standardize the target by the training rows' log-time moments; the bounded head gives
+        log time itself (its floor is in ms), so it is not standardized."""
+        bounded = self.cfg.head == "bounded"
+        self.y_mean, self.y_std = (0.0, 1.0) if bounded else (float(logy.means[0]), float(logy.stds[0] or 1.0))
+
+    def _train_members(self, monitor: Monitor, train: Callable[[torch.nn.Module, MLPConfig, Monitor],
+                                                                Mapping[str, float]]) -> None:
+        """Build and train every member (seeds seed, seed + 1, ...) with ``train(net, cfg, monitor)``;
+        ``monitor`` watches the first."""
+        self.nets = []
+        for member in range(self.cfg.ensemble):
+            cfg = replace(self.cfg, seed=self.cfg.seed + member)
+            torch.manual_seed(cfg.seed)  # initial weights are part of a seeded run
+            net = build_mlp(self.transform.width, cfg)
+            self.history = dict(train(net, cfg, monitor if member == 0 else Monitor()))
+            self.nets.append(net)
 
     def watch(self, monitor: Monitor) -> None:
         """Let ``monitor`` (loggers, extra Lightning callbacks) watch the first member of the next fit."""
@@ -160,20 +181,10 @@ class MLPEstimator(Estimator):
             raise CostnetError(f"the MLP stops early on validation rows, and none were given (training rows: "
                                f"{len(train)}); collect more rows or give the split a validation share")
         self.transform.fit(train)
-        logy = np.log(target(train)) - self._base(train)
-        # the bounded head gives log time itself (its floor is in ms), so it is not standardized
-        bounded = self.cfg.head == "bounded"
-        self.y_mean, self.y_std = (0.0, 1.0) if bounded else (float(logy.mean()), float(logy.std() or 1.0))
+        self._scale_target(Moments(1).add(self._log_target(train)))
         data = (*self._xy(train), *self._xy(val))
-        self.nets = []
-        for member in range(self.cfg.ensemble):
-            cfg = replace(self.cfg, seed=self.cfg.seed + member)
-            torch.manual_seed(cfg.seed)  # initial weights are part of a seeded run
-            net = build_mlp(self.transform.width, cfg)
-            watched = monitor if member == 0 else Monitor()
-            self.history = dict(train_mlp(net, cfg, *data, loggers=watched.loggers, y_scale=self.y_std,
-                                          callbacks=watched.callbacks))
-            self.nets.append(net)
+        self._train_members(monitor, lambda net, cfg, watched: train_mlp(
+            net, cfg, *data, loggers=watched.loggers, y_scale=self.y_std, callbacks=watched.callbacks))
         return self
 
     def adapt(self, rows: pd.DataFrame, train: pd.DataFrame, val: pd.DataFrame,

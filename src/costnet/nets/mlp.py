@@ -37,6 +37,7 @@ class MLPConfig:
     relative_to: str = "none"  # none: regress log time; roofline: log(time / roofline estimate)
     head: str = "free"  # free: any time; bounded: never below the roofline bound (costnet.nets.mlp.Bounded)
     bound: str = "roofline"  # the bounded head's bound: roofline (t_roofline_ms) or wave (t_bound_ms)
+    devices: int = 1  # CPU processes; > 1: data-parallel (DDP over gloo), batch_size is then the global batch
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -56,6 +57,9 @@ class MLPConfig:
             raise CostnetError(f"mlp: bound must be one of {list(BOUNDS)}, got {self.bound!r}")
         if self.head == "bounded" and self.relative_to != "none":
             raise CostnetError("mlp: head=bounded already predicts time relative to the roofline; use relative_to=none")
+        if not 1 <= self.devices <= self.batch_size:
+            raise CostnetError(f"mlp: devices must be >= 1 and at most batch_size ({self.batch_size}), "
+                               f"got {self.devices}")
         if self.ensemble < 1:
             raise CostnetError(f"mlp: ensemble must be >= 1, got {self.ensemble}")
         if not 0 <= self.dropout < 1:

@@ -146,8 +146,13 @@ def run_training(cfg: DictConfig) -> pd.DataFrame:
 
     The run is written beside ``cfg.out`` and moved there whole once complete
     (:func:`staged_dir`): a run that fails leaves an earlier run at ``cfg.out`` as it was.
+    ``stream=true`` streams the dataset instead of loading it (costnet.protocols.stream).
     """
     with staged_dir(Path(str(cfg.out)), "manifest.json") as out:
+        if cfg.get("stream"):
+            from costnet.protocols.stream import fit_and_score_stream
+
+            return fit_and_score_stream(cfg, out)
         return fit_and_score(cfg, out)
 
 
