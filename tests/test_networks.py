@@ -252,3 +252,33 @@ def test_a_model_predicting_no_time_is_an_error_not_a_smaller_sum(bad: float) ->
     frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))
     with pytest.raises(CostnetError, match=r"the conv2d model predicts .* ms for \d+ layer\(s\), e.g. '"):
         layer_times(frame, {"conv2d": ConstantConv(bad)}, HARDWARE, Setting("forward"))
+
+
+class FlopsConv(ConstantConv):
+    """A conv2d stand-in whose time depends on the configuration (its output channels)."""
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        self.seen = rows
+        return rows["channels_out"].to_numpy(float) * 1e-3
+
+
+def test_repeated_layers_are_predicted_once_and_each_row_gets_its_own_time() -> None:
+    class Repeated(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.convs = nn.ModuleList([nn.Conv2d(8, 8, 3, padding=1) for _ in range(5)] + [nn.Conv2d(8, 16, 3)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for conv in self.convs:
+                x = conv(x)
+            return x
+
+    frame = extract_layers(Repeated(), torch.randn(2, 8, 16, 16))
+    model = FlopsConv(0.0)
+    table = layer_times(frame, {"conv2d": model}, HARDWARE, Setting("forward", compute_floor=False))
+    # the first convolution reads the network's input (no input gradient), the next four are
+    # equal, the last differs
+    assert len(model.seen) == 3
+    convs = table[table["op"] == "conv2d"]
+    assert convs["time_ms"].tolist() == pytest.approx([8e-3] * 5 + [16e-3])
+    assert convs["flops"].iloc[0] == convs["flops"].iloc[4] != convs["flops"].iloc[5]

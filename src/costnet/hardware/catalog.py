@@ -7,6 +7,8 @@ cloud GPUs and PALEO's device presets all read it. An entry is a GPU unless it s
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -71,13 +73,21 @@ def load_catalog(conf_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """Every entry of ``<conf_dir>/hardware/*.yaml`` by name, validated.
 
     ``conf_dir`` defaults to costnet's ``conf/`` (``$COSTNET_CONF_DIR``, else the repository's).
+    Files are parsed again only when one changes (name, modification time or size).
     """
     root = _root(conf_dir)
     paths = sorted(root.glob("*.yaml"))
     if not paths:
         raise CostnetError(f"hardware catalog {str(root)!r} has no *.yaml files")
-    catalog = {}
-    for path in paths:
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    return copy.deepcopy(_read_catalog(stamp))  # callers may change what they get
+
+
+@functools.lru_cache(maxsize=8)
+def _read_catalog(stamp: tuple[tuple[str, int, int], ...]) -> dict[str, dict[str, Any]]:
+    """The validated entries of the files ``stamp`` names (see :func:`load_catalog`)."""
+    catalog: dict[str, dict[str, Any]] = {}
+    for path in (Path(name) for name, _, _ in stamp):
         try:
             entry = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:

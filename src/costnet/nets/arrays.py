@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
-from sklearn.linear_model import LinearRegression
-from sklearn.tree import DecisionTreeRegressor
 
 from costnet.errors import CostnetError
 
@@ -140,6 +137,11 @@ def _hist(nodes: np.ndarray) -> dict[str, np.ndarray]:
 
 def to_arrays(regressor: Any) -> LinearArrays | TreeArrays:
     """The array form of a fitted regressor of costnet.nets.selection.REGRESSORS."""
+    # imported here: loading and predicting an artifact needs no scikit-learn (0.75 s to import)
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+    from sklearn.tree import DecisionTreeRegressor
+
     if isinstance(regressor, LinearRegression):
         return LinearArrays(np.asarray(regressor.coef_).ravel(), float(np.ravel(regressor.intercept_)[0]))
     if isinstance(regressor, DecisionTreeRegressor):

@@ -17,14 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.typing import ArrayLike
-from scipy.optimize import nnls
-from sklearn.linear_model import LinearRegression
 
 from costnet.errors import CostnetError
 from costnet.features.transform import FeatureSet, FeatureTransform, Moments
 from costnet.nets.arrays import LinearArrays, TreeArrays, from_arrays, to_arrays
 from costnet.nets.mlp import BOUNDS, MLPConfig, build_mlp
-from costnet.nets.selection import REGRESSORS, choose
 
 
 def measured_times(values: ArrayLike) -> np.ndarray:
@@ -260,6 +257,8 @@ class SklearnEstimator(Estimator):
 
     def __init__(self, features: FeatureSet, model: str, grid: Mapping[str, Sequence[Any]] | None = None,
                  seed: int = 0, cv_folds: int | None = None) -> None:
+        from costnet.nets.selection import REGRESSORS  # scikit-learn: fitting only, not predicting
+
         if model not in REGRESSORS:
             raise CostnetError(f"unknown sklearn model {model!r}: choose from {sorted(REGRESSORS)}")
         self.features, self.model, self.seed, self.cv_folds = features, model, seed, cv_folds
@@ -268,6 +267,8 @@ class SklearnEstimator(Estimator):
         self.regressor: Any = None
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame) -> SklearnEstimator:
+        from costnet.nets.selection import choose
+
         self.transform.fit(pd.concat([train, val]) if self.cv_folds else train)
         x, xv = self.transform.transform(train), self.transform.transform(val)
         choice = choose(self.model, self.grid, self.seed, x, np.log(target(train)), xv, np.log(target(val)),
@@ -339,6 +340,8 @@ class LinearFlops(PerDevice):
 
     @staticmethod
     def _fit_pair(rows: pd.DataFrame) -> tuple[float, float]:
+        from sklearn.linear_model import LinearRegression
+
         reg = LinearRegression().fit(rows[["flops"]].to_numpy(float), target(rows))
         return float(reg.coef_[0]), float(reg.intercept_)
 
@@ -361,6 +364,8 @@ class Paleo(PerDevice):
 
     @staticmethod
     def _fit_pair(rows: pd.DataFrame) -> tuple[float, float]:
+        from scipy.optimize import nnls
+
         y = target(rows)
         a = rows[["t_compute_ms", "t_memory_ms"]].to_numpy(float) / y[:, None]  # relative error weights
         if not np.isfinite(a).all():

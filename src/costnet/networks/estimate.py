@@ -29,6 +29,7 @@ from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.networks.backward import backward_ms
+from costnet.networks.overhead import with_kernel_gap
 from costnet.ops import get_op
 from costnet.ops.step import OPTIMIZER_STATES, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, paleo_ms
@@ -120,6 +121,17 @@ def op_rows(layers: pd.DataFrame, op: str, context: Mapping[str, Any]) -> pd.Dat
     return rows
 
 
+def distinct_rows(rows: pd.DataFrame, op: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The distinct configurations of ``rows`` (an op's config columns and ``input_grad``; the
+    context is the same for all), and for each row the position of its configuration: a
+    24-layer transformer repeats one block's few shapes 24 times, and each is featurized and
+    predicted once."""
+    keys = [*get_op(op).columns, "input_grad"]
+    codes = rows.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    return rows.iloc[first], codes
+
+
 MODES = ("train", "forward_backward", "forward")
 
 
@@ -136,11 +148,18 @@ class Setting:
     # roofline model, Williams et al. 2009): a model's prediction below it is raised to it.
     # Only the compute roof: a layer whose tensors stay in cache beats the DRAM bandwidth.
     compute_floor: bool = True
+    # Per kernel-running call, how much a separately timed call exceeds its share of one whole
+    # pass (Lu et al. 2017; fitted by costnet.networks.overhead.fit_kernel_gap). 0: the sum of
+    # the layers as timed; the gap is one row of the table, -kernel_gap_ms x calls.
+    kernel_gap_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise CostnetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         check_dtypes([self.dtype])
+        gap = self.kernel_gap_ms
+        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap):
+            raise CostnetError(f"kernel_gap_ms must be a finite number of ms, got {self.kernel_gap_ms!r}")
         if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
             raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
 
@@ -198,23 +217,24 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         table.loc[(table["kind"] == "layer") & (table["op"] == "dropout"), "kind"] = "free"
     covered = table["kind"] == "layer"
     for op, index in table[covered].groupby("op").groups.items():
-        rows = op_rows(table.loc[index], str(op), context)
+        rows, same = distinct_rows(op_rows(table.loc[index], str(op), context), str(op))
         extra = analytical_features(rows)
-        flops = extra["flops"].to_numpy(float)
+        flops = extra["flops"].to_numpy(float)[same]
         table.loc[index, "flops"] = flops
         if op in models:
             predicted, how = _step_ms(models[op], rows, extra, setting, peak, bandwidth)
+            predicted = predicted[same]
             bad = ~(np.isfinite(predicted) & (predicted > 0))
             if bad.any():  # pandas' sum would skip a NaN layer: the network would come out too fast
                 names = table.loc[index, "name"].astype(str).to_numpy()[bad]
                 raise CostnetError(f"the {op} model predicts {predicted[bad][0]!r} ms for {int(bad.sum())} "
                                    f"layer(s), e.g. {names[0]!r}: not a time")
-            floor = compute_ms(flops, peak) if setting.compute_floor else np.zeros(len(rows))
+            floor = compute_ms(flops, peak) if setting.compute_floor else np.zeros(len(flops))
             source = f"model:{models[op].meta.get('model', 'model')}{how}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:
-            table.loc[index, "time_ms"] = analytical(flops, extra["bytes"].to_numpy(float))
+            table.loc[index, "time_ms"] = analytical(flops, extra["bytes"].to_numpy(float)[same])
             table.loc[index, "source"] = "analytical (no model for this op)"
     rest = table["kind"] == "analytical"
     if rest.any():
@@ -224,6 +244,8 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         table.loc[rest, "flops"] = factor * flops
         table.loc[rest, "time_ms"] = factor * analytical(flops, nbytes)
         table.loc[rest, "source"] = "analytical (uncovered)"
+    if setting.kernel_gap_ms:
+        table = with_kernel_gap(table, setting.kernel_gap_ms)
     total = table["time_ms"].sum()
     table["share"] = table["time_ms"] / total if total > 0 else 0.0
     return table
