@@ -11,17 +11,21 @@
 - Training throughput: one epoch of the 4 x 256 MLP (batch 128, Lightning) on 10k, 100k and
   1M rows resampled from justus2018 conv, against the same network's forward, backward and
   AdamW step on pre-built tensors (the limit), with each run's peak memory (own process).
+- Collection efficiency: the share of costnet-collect's loop spent inside timed regions
+  (experiments/bench_collect.py), on the CPU and, where one is present, on a CUDA GPU.
+- Test suite: the default suite's wall time, against the 5 minutes contributors are promised.
 
 Run it on an idle machine: any second busy process distorts the figures.
 
-    python experiments/bench_speed.py                       # everything
-    python experiments/bench_speed.py --only latency training
+    python -m experiments.bench_speed                       # everything
+    python -m experiments.bench_speed --only latency training
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -52,7 +56,9 @@ from costnet.networks.build import build
 from costnet.networks.extract import extract_layers
 from costnet.sampling.space import Plan, load_space
 from costnet.sources import load_source
+from experiments.bench_collect import HEADER, collection_line
 
+SECTIONS = ["prediction", "latency", "training", "collection", "suite"]
 SHARED = repo_root().parent / "shared" / "datasets"
 NETWORKS = [("ResNet-50, batch 32", "resnet50", 32, 128),
             ("24-layer transformer (BERT-large), batch 8 x 512", f"hf:{SHARED / 'neusight2025/workload_configs/bert_large.json'}",
@@ -231,8 +237,8 @@ def training_throughput(sizes: list[int]) -> list[str]:
     """Each size in its own process, so its peak memory is its own."""
     lines = []
     for rows in sizes:
-        done = subprocess.run([sys.executable, __file__, "--training-case", str(rows)], check=True,
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "experiments.bench_speed", "--training-case", str(rows)],
+                              check=True, capture_output=True, text=True, cwd=repo_root())
         case = json.loads(done.stdout.strip().splitlines()[-1])
         lines.append(f"| training, one epoch of {rows:,} rows (batch 128): {case['epoch_s']:.1f} s "
                      f"({rows / case['epoch_s']:,.0f} rows/s; fit with feature transform and validation "
@@ -244,14 +250,41 @@ def training_throughput(sizes: list[int]) -> list[str]:
     return lines
 
 
+def collection_efficiency(n: int) -> list[str]:
+    """bench_collect's table rows for conv2d and dense on the CPU, and on CUDA where present."""
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    lines = [*HEADER]
+    print("\n" + "\n".join(HEADER))
+    for device in devices:
+        for space in ("conv2d", "dense"):
+            lines.append(collection_line(space, n, 123, [], device))
+            print(lines[-1], flush=True)
+    if len(devices) == 1:
+        lines.append("(no CUDA GPU here: the CUDA figure is not measured)")
+        print(lines[-1])
+    return lines
+
+
+def suite_time() -> list[str]:
+    """Wall time of the default test suite, as CI runs it (its own process)."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=repo_root(), capture_output=True, text=True,
+                          env={**os.environ, "WANDB_MODE": "disabled"})
+    seconds = time.perf_counter() - start
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else f"exit status {done.returncode}"
+    line = f"| default test suite ({summary}) | {seconds:.0f} s | 300 s | {300 / seconds:.2f} |"
+    print(line, flush=True)
+    return [line]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=["prediction", "latency", "training"],
-                        default=["prediction", "latency", "training"])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     parser.add_argument("--rows", type=int, default=200_000, help="rows of the prediction throughput")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000],
                         help="rows of the training epochs")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--collect-n", type=int, default=100, help="configurations per space of the collection figure")
     parser.add_argument("--training-case", type=int, help=argparse.SUPPRESS)  # one size, in its own process
     args = parser.parse_args()
     if args.training_case:
@@ -266,6 +299,10 @@ def main() -> None:
         network_latency(args.repeats)
     if "training" in args.only:
         training_throughput(args.sizes)
+    if "collection" in args.only:
+        collection_efficiency(args.collect_n)
+    if "suite" in args.only:
+        suite_time()
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
 
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``ANALYTICAL_FEATURES`` for every row of ``frame``."""
-    out = pd.DataFrame(index=frame.index, columns=list(ANALYTICAL_FEATURES), dtype=float)
+    parts = [pd.DataFrame(columns=list(ANALYTICAL_FEATURES), dtype=float)]
     for op, rows in frame.groupby("op", sort=False):
         q = get_op(str(op)).analytical(rows)
         n = len(rows)
@@ -88,8 +88,9 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
             "bytes": fwd_bytes + np.where(train, bwd_bytes + upd_bytes, 0),
             **gemm_shape(*(_per_row(v, n) for v in (*q.gemm, q.gemms))),
         }
-        for name, value in values.items():
-            out.loc[rows.index, name] = _per_row(value, n)
+        parts.append(pd.DataFrame({name: _per_row(value, n) for name, value in values.items()}, index=rows.index))
+    # one frame per op, put together once (a .loc assignment per column and op cost 7 ms a call)
+    out = pd.concat(parts).reindex(index=frame.index, columns=list(ANALYTICAL_FEATURES)).astype(float)
     out["intensity"] = out["flops"] / out["bytes"].clip(lower=1)
     return out
 
