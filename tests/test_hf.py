@@ -148,3 +148,32 @@ def test_predict_model_through_the_python_api(tiny: Path, sheets: Path) -> None:
     both = costnet.predict_model(module, ids, "MU9", hardware_specs=sheets, mode="forward_backward")
     assert ahead.batch_ms == pytest.approx(ahead.layers["time_ms"].sum()) and ahead.hardware["device"] == "MU9"
     assert both.batch_ms > ahead.batch_ms > 0
+
+
+TINY_SWITCH = {"model_type": "switch_transformers", "architectures": ["SwitchTransformersForConditionalGeneration"],
+               "d_model": 32, "d_ff": 64, "d_kv": 8, "num_heads": 4, "num_layers": 2, "num_decoder_layers": 2,
+               "num_experts": 4, "expert_capacity": 3, "encoder_sparse_step": 2, "decoder_sparse_step": 2,
+               "num_sparse_encoder_layers": 1, "num_sparse_decoder_layers": 1, "vocab_size": 100,
+               "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16}
+
+
+@pytest.mark.parametrize("seq_len, per_expert", [(4, 2), (16, 6)])
+def test_experts_get_even_shares_of_the_tokens_up_to_their_capacity(tmp_path: Path, seq_len: int,
+                                                                     per_expert: int) -> None:
+    """Switch Transformer on the meta device: its expert routing cannot run on shape-only
+    tensors, so each of the 4 experts gets ceil(2 x seq_len / 4) tokens, at most the capacity
+    of 3 per sequence (6 for 2 sequences); nothing is left patched afterwards."""
+    from costnet.networks.moe import expert_tokens
+
+    assert expert_tokens(8, 4) == 2 and expert_tokens(32, 4, sequences=2, capacity=3) == 6
+    assert expert_tokens(10, 4, top_k=2) == 5 and expert_tokens(10, 4, capacity=3) == 3  # no sequences: no cap
+    path = tmp_path / "switch.json"
+    path.write_text(json.dumps(TINY_SWITCH))
+    module, ids = build(f"hf:{path}", 2, seq_len)
+    layers = extract_layers(module, ids)
+    experts = layers[(layers["op"] == "dense") & layers["name"].str.contains(r"experts\.expert_\d\.w[io]")]
+    assert len(experts) == 2 * 4 * 2  # (encoder + decoder sparse layer) x 4 experts x (wi, wo)
+    assert (experts["batch"] == per_expert).all()
+    norms = layers[layers["module"] == "SwitchTransformersLayerNorm"]
+    assert len(norms) and (norms["op"] == "layernorm").all() and norms["approx"].str.contains("RMS norm").all()
+    assert not any("forward" in vars(m) for m in module.modules())  # the routing is the model's own again

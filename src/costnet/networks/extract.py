@@ -30,6 +30,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.overrides import TorchFunctionMode
 
 from costnet.errors import CostnetError
+from costnet.networks.moe import balanced_routing
 from costnet.ops import function_op, get_op, module_op
 from costnet.ops.traced import Call, TensorArg, Uncovered
 
@@ -187,12 +188,13 @@ def _shapes_only(module: nn.Module, meta: bool) -> Iterator[Callable[[torch.Tens
     was_training = module.training
     module.eval()
     try:
-        if meta:
-            yield lambda x: x
-        else:
-            mode = FakeTensorMode(allow_non_fake_inputs=True)
-            with mode:
-                yield lambda x: mode.from_tensor(x)
+        with balanced_routing(module):  # expert choice needs tensor values: route evenly
+            if meta:
+                yield lambda x: x
+            else:
+                mode = FakeTensorMode(allow_non_fake_inputs=True)
+                with mode:
+                    yield lambda x: mode.from_tensor(x)
     finally:
         module.train(was_training)
 

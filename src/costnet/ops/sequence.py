@@ -24,13 +24,26 @@ LAYERNORM_FLOPS = 8
 LSTM_CELL_FLOPS = 15
 
 
+# RMS norms (scale only, no mean: Zhang and Sennrich 2019) of transformers' models, by
+# qualified class name: one read and one write of the tensor like a layer norm, which times
+# them (marked approx).
+RMS_NORMS = ("transformers.models.t5.modeling_t5.T5LayerNorm",
+             "transformers.models.switch_transformers.modeling_switch_transformers.SwitchTransformersLayerNorm",
+             "transformers.models.llama.modeling_llama.LlamaRMSNorm",
+             "transformers.models.mistral.modeling_mistral.MistralRMSNorm",
+             "transformers.models.mixtral.modeling_mixtral.MixtralRMSNorm",
+             "transformers.models.qwen2.modeling_qwen2.Qwen2RMSNorm", "torch.nn.modules.normalization.RMSNorm")
+
+
 class LayerNorm(Op):
-    """``nn.LayerNorm`` over the last dimension of [batch, seq_len, features], with affine."""
+    """``nn.LayerNorm`` over the last dimension of [batch, seq_len, features], with affine;
+    RMS norms (``RMS_NORMS``) are timed as one."""
 
     name = "layernorm"
     ranges = ("batch", "seq_len", "features")
     columns = ("batch", "seq_len", "features")
     modules = (nn.LayerNorm,)
+    module_paths = RMS_NORMS
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         return {name: p.int(name, rng) for name in self.ranges}
@@ -48,10 +61,15 @@ class LayerNorm(Op):
                           align_in=alignment(f))  # params: weight and bias
 
     def from_module(self, module: nn.Module, call: Call) -> dict[str, Any]:
-        assert isinstance(module, nn.LayerNorm)
+        shape = call.tensors[0].shape
+        if not isinstance(module, nn.LayerNorm):  # an RMS norm over the last dimension
+            weight = getattr(module, "weight", None)
+            if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (shape[-1],):
+                raise Uncovered(f"{type(module).__name__} whose weight is not one per feature")
+            return {"batch": shape[0], "seq_len": math.prod(shape[1:-1]), "features": shape[-1],
+                    "approx": f"{type(module).__name__} (RMS norm) timed as layer norm"}
         if len(module.normalized_shape) != 1:
             raise Uncovered(f"layer norm over {tuple(module.normalized_shape)}")
-        shape = call.tensors[0].shape
         return {"batch": shape[0], "seq_len": math.prod(shape[1:-1]), "features": shape[-1]}
 
 
