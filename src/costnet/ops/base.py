@@ -121,6 +121,12 @@ class Op(ABC):
         """Forward work and shape facts of ``rows`` (this op's config columns, plus
         ``mode`` for ops whose forward pass differs in training)."""
 
+    def fast_algorithm_factor(self, rows: pd.DataFrame) -> np.ndarray:
+        """Per row, how many times fewer operations than its counted FLOPs the fastest known
+        algorithm for it needs (1: none): the compute floor of whole-network prediction
+        divides by it, so no floor sits above what a library can actually reach."""
+        return np.ones(len(rows))
+
     def elements(self, cfg: Mapping[str, Any]) -> Elements:
         """Element counts of the inputs, parameters and outputs one configuration's
         step holds: those of :meth:`analytical` unless an op keeps more. ``cfg`` may
