@@ -196,9 +196,21 @@ def test_next_trial_abandons_stale_and_surplus_trials(monkeypatch: pytest.Monkey
     assert next_trial(study, storage, space, 1, 0.01, 0.2) is None and counted(study.get_trials()) == 1
 
 
+# A PostgreSQL database for the many-machines case (README), e.g.
+# COSTNET_TEST_POSTGRES=postgresql://postgres@localhost:5433/optuna; its study "test" is replaced.
+POSTGRES = os.environ.get("COSTNET_TEST_POSTGRES")
+
+
 @pytest.mark.slow
-def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", ["journal", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not POSTGRES, reason="set COSTNET_TEST_POSTGRES to a PostgreSQL URL"))])
+def test_two_workers_share_a_three_trial_study(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               backend: str) -> None:
     storage = str(tmp_path / "study.log")  # a journal file
+    if backend == "postgresql":
+        storage = str(POSTGRES)
+        if "test" in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+            optuna.delete_study(study_name="test", storage=storage)
     args = sweep_args(data, tmp_path, storage, 3)
     workers = [worker(args), worker(args)]
     logs = [w.communicate(timeout=300)[0] for w in workers]
