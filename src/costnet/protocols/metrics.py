@@ -11,9 +11,43 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from costnet.errors import CostnetError
+from costnet.features.transform import Moments
 from costnet.nets.estimators import measured_times
 
 METRICS = ("n", "rmse_ms", "mae_ms", "mre", "r2", "within_10pct", "spearman")
+
+
+class RunningScores:
+    """The sums behind :func:`metrics` but Spearman's rho, accumulated batch by batch (and
+    merged across workers), for rows that never sit in memory together (costnet.protocols.stream)."""
+
+    def __init__(self) -> None:
+        self.n, self.se, self.ae, self.re, self.within = 0, 0.0, 0.0, 0.0, 0
+        self.y = Moments(1)
+
+    def add(self, y: np.ndarray, pred: np.ndarray) -> RunningScores:
+        err = pred - y
+        rel = np.abs(err) / y
+        self.n += len(y)
+        self.se += float(err @ err)
+        self.ae += float(np.abs(err).sum())
+        self.re += float(rel.sum())
+        self.within += int((rel <= 0.10).sum())
+        self.y.add(y)
+        return self
+
+    def merge(self, other: RunningScores) -> RunningScores:
+        self.n, self.se, self.ae, self.re = self.n + other.n, self.se + other.se, self.ae + other.ae, self.re + other.re
+        self.within += other.within
+        self.y.merge(other.y)
+        return self
+
+    def result(self, spearman: float = float("nan")) -> dict[str, float]:
+        """The scores of :data:`METRICS`; ``spearman`` needs every row at once, so the caller gives it."""
+        total = float(self.y.m2[0]) if self.n else 0.0
+        return {"n": self.n, "rmse_ms": float(np.sqrt(self.se / self.n)), "mae_ms": self.ae / self.n,
+                "mre": self.re / self.n, "r2": 1 - self.se / total if total > 0 else float("nan"),
+                "within_10pct": self.within / self.n, "spearman": spearman}
 
 
 def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -25,21 +59,10 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     such a trial failed, :func:`metrics_by` refuses them.
     """
     y, pred = measured_times(y), np.asarray(pred, float)
-    err = pred - y
-    rel = np.abs(err) / y
-    total = np.sum((y - y.mean()) ** 2)
-    return {
-        "n": int(len(y)),
-        "rmse_ms": float(np.sqrt(np.mean(err**2))),
-        "mae_ms": float(np.mean(np.abs(err))),
-        "mre": float(rel.mean()),
-        "r2": float(1 - np.sum(err**2) / total) if total > 0 else float("nan"),
-        "within_10pct": float(np.mean(rel <= 0.10)),
-        # undefined (NaN, written as null) where either side is constant, e.g. a model that
-        # predicts one time for every row
-        "spearman": (float(spearmanr(y, pred).statistic) if len(y) > 1 and np.ptp(y) > 0 and np.ptp(pred) > 0
-                     else float("nan")),
-    }
+    # undefined (NaN, written as null) where either side is constant, e.g. a model that
+    # predicts one time for every row
+    rho = float(spearmanr(y, pred).statistic) if len(y) > 1 and np.ptp(y) > 0 and np.ptp(pred) > 0 else float("nan")
+    return RunningScores().add(y, pred).result(rho)
 
 
 def metrics_by(frame: pd.DataFrame, pred: np.ndarray, by: list[str]) -> pd.DataFrame:

@@ -28,12 +28,12 @@ from omegaconf import DictConfig, OmegaConf
 from costnet.data.store import atomic_write_bytes
 from costnet.data.stream import Scan, Split
 from costnet.errors import CostnetError, warn
-from costnet.features.transform import FeatureSet, Moments
+from costnet.features.transform import FeatureSet
 from costnet.nets.estimators import Estimator, MLPEstimator, Monitor
 from costnet.nets.factory import make_estimator
 from costnet.nets.predictor import Predictor
 from costnet.nets.streaming import TEST, RowStream, fit_stream
-from costnet.protocols.metrics import METRICS, scores_json
+from costnet.protocols.metrics import METRICS, RunningScores, scores_json
 from costnet.sources import OP_ALIASES
 from costnet.tracking import finish, make_loggers
 
@@ -61,48 +61,18 @@ def stream_folds(cfg: DictConfig) -> list[tuple[str, Scan]]:
     raise CostnetError(f"stream=true trains protocol=joint or per_device (one hashed split of the rows), not {name}")
 
 
-class _Scores:
-    """:func:`costnet.protocols.metrics.metrics` accumulated over batches (Spearman's rho: NaN)."""
-
-    def __init__(self) -> None:
-        self.n, self.se, self.ae, self.re, self.within = 0, 0.0, 0.0, 0.0, 0
-        self.y = Moments(1)
-
-    def add(self, y: np.ndarray, pred: np.ndarray) -> None:
-        err = pred - y
-        rel = np.abs(err) / y
-        self.n += len(y)
-        self.se += float(err @ err)
-        self.ae += float(np.abs(err).sum())
-        self.re += float(rel.sum())
-        self.within += int((rel <= 0.10).sum())
-        self.y.add(y)
-
-    def merge(self, other: _Scores) -> _Scores:
-        self.n, self.se, self.ae, self.re = self.n + other.n, self.se + other.se, self.ae + other.ae, self.re + other.re
-        self.within += other.within
-        self.y.merge(other.y)
-        return self
-
-    def result(self) -> dict[str, float]:
-        total = float(self.y.m2[0]) if self.n else 0.0
-        return {"n": self.n, "rmse_ms": float(np.sqrt(self.se / self.n)), "mae_ms": self.ae / self.n,
-                "mre": self.re / self.n, "r2": 1 - self.se / total if total > 0 else float("nan"),
-                "within_10pct": self.within / self.n, "spearman": float("nan")}
-
-
 def score_stream(est: Estimator, stream: RowStream, fold: str, model: str, writer: pq.ParquetWriter | None = None
                  ) -> pd.DataFrame:
     """Metrics of ``est`` on the test rows of ``stream`` per device (rows ``device`` + METRICS);
     each batch's predictions go to ``writer`` when given."""
-    scores: dict[str, _Scores] = {}
+    scores: dict[str, RunningScores] = {}
     for frame in stream.frames(TEST):
         pred = est.predict(frame)
         if not (ok := np.isfinite(pred)).all():
             raise CostnetError(f"the model predicts no finite time for {int((~ok).sum())} of {len(pred)} test rows")
         y = frame["time_median_ms"].to_numpy(float)
         for device, rows in frame.groupby(frame["device"].astype(str)).indices.items():
-            scores.setdefault(device, _Scores()).add(y[rows], pred[rows])
+            scores.setdefault(device, RunningScores()).add(y[rows], pred[rows])
         if writer is not None:
             writer.write_table(pa.Table.from_pandas(pd.DataFrame({
                 "row": frame["row_id"].astype(str) if "row_id" in frame else frame.index.astype(str), "fold": fold,
@@ -113,7 +83,7 @@ def score_stream(est: Estimator, stream: RowStream, fold: str, model: str, write
         raise CostnetError(f"fold {fold!r} has no test rows")
     rows = [{"device": d, **scores[d].result()} for d in sorted(scores)]
     if len(rows) > 1:
-        pooled = _Scores()
+        pooled = RunningScores()
         for part in scores.values():
             pooled.merge(part)
         rows.append({"device": "all", **pooled.result()})
