@@ -83,10 +83,14 @@ class FeatureTransform:
         or null only in rows of ops without that parameter (e.g. kernel in the dense rows of a
         frame that mixes ops), which read it as 0 (numeric) or "n/a" (categorical)."""
         ops = frame["op"].astype(str) if "op" in frame else None
+        present = [get_op(o) for o in ops.unique()] if ops is not None else []
         for col in (c for c in (*self.features.numeric, *self.features.categorical) if c in CONFIG):
+            owners = [op.name for op in present if col in op.columns]
+            if ops is not None and not owners:
+                continue  # no row's op has this parameter (e.g. kernel in a frame of dense rows)
             lacking = frame[col].isna() if col in frame else pd.Series(True, index=frame.index)
-            if ops is not None:
-                lacking &= ops.isin([o for o in ops.unique() if col in get_op(o).columns])
+            if ops is not None and len(owners) < len(present):
+                lacking &= ops.isin(owners)
             if lacking.any():
                 op = repr(ops[lacking].iloc[0]) if ops is not None else "unknown: the rows have no op column"
                 raise CostnetError(f"features {self.features.name!r}: column {col!r} is "
