@@ -61,8 +61,8 @@ from experiments.bench_collect import HEADER, collection_line
 SECTIONS = ["prediction", "latency", "training", "collection", "suite"]
 SHARED = repo_root().parent / "shared" / "datasets"
 NETWORKS = [("ResNet-50, batch 32", "resnet50", 32, 128),
-            ("24-layer transformer (BERT-large), batch 8 x 512", f"hf:{SHARED / 'neusight2025/workload_configs/bert_large.json'}",
-             8, 512)]
+            ("24-layer transformer (BERT-large), batch 8 x 512",
+             f"hf:{SHARED / 'neusight2025/workload_configs/bert_large.json'}", 8, 512)]
 
 
 def best_seconds(run, repeats: int) -> float:
@@ -168,12 +168,13 @@ def network_latency(repeats: int) -> list[str]:
             rest = best["predict"] - best["extract"] - best["models"]
             lines.append(f"| whole-network latency, {label}, warm: build {1e3 * best['build']:.0f} ms, extraction "
                          f"{1e3 * best['extract']:.0f} ms, op models {1e3 * best['models']:.0f} ms (features "
-                         f"{1e3 * best['features']:.0f} ms of it, the rest their forward), table and analytical layers {1e3 * rest:.0f} ms "
+                         f"{1e3 * best['features']:.0f} ms of it, the rest their forward), table and analytical "
+                         f"layers {1e3 * rest:.0f} ms "
                          f"| {1e3 * best['total']:.0f} ms | 50 ms | {0.05 / best['total']:.2f} |")
             print(lines[-1], flush=True)
+            artifacts = ",".join(str(Path(tmp) / network.split("/")[-1] / f"{op}.safetensors") for op in ops)
             command = ["costnet-predict", f"network={network}", f"batch_size={batch}", f"seq_len={seq}",
-                       "hardware=V100", "mode=train", f"model=[{','.join(str(Path(tmp) / network.split('/')[-1] / (o + '.safetensors')) for o in ops)}]",
-                       "top=0"]
+                       "hardware=V100", "mode=train", f"model=[{artifacts}]", "top=0"]
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()

@@ -4,8 +4,9 @@ Which expert a token goes to depends on the router's values, which meta and fake
 not have, so an expert block cannot run as written (``nonzero``, ``where`` over the routing
 mask). While shapes are traced, a block with a ``router`` and ``experts`` (a ModuleDict or
 ModuleList of expert MLPs, as transformers' Switch Transformer writes them; experts fused
-into stacked weights, as transformers 5's Mixtral, are not covered) routes evenly instead: each expert gets ceil(tokens x top_k / experts) tokens, at most
-``expert_capacity`` per sequence where the router has one (Switch Transformer drops tokens
+into stacked weights, as transformers 5's Mixtral, are not covered) routes evenly instead:
+each expert gets ceil(tokens x top_k / experts) tokens, at most ``expert_capacity`` per
+sequence where the router has one (Switch Transformer drops tokens
 beyond it: Fedus et al. 2022, section 2.2). Even routing is what a router that has not learnt
 to prefer experts does on average, and the cost of unbalanced routing is not modelled.
 """
