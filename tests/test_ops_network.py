@@ -116,7 +116,6 @@ TINY = {
     "adaptive_pool2d": ["space.params.size.high=8", "space.params.channels.high=8"],
     "embedding": ["space.params.seq_len.high=8", "space.params.vocab.high=50", "space.params.features.high=8"],
     "conv2d_net": ["space.params.size.high=12", "space.params.channels.high=8"],
-    "conv2d_net_large": ["space.params.size.high=12", "space.params.channels.high=8"],
     "pool2d_net": ["space.params.size.high=12", "space.params.channels.high=8"],
     "dense_net": ["space.params.in_features.high=64", "space.params.out_features.high=64"],
 }

@@ -256,21 +256,3 @@ def test_quick_network_validation(tmp_path: Path) -> None:
     table = pd.read_csv(tmp_path / "network_validation" / "table.csv")
     assert table[["network", "batch", "mode"]].values.tolist() == [["resnet18", 1, "forward"]]
     assert (table[["whole_ms", "layer_sum_ms", "predicted_ms"]] > 0).all(axis=None)
-
-
-def test_network_cost_models_collect_every_entry_of_the_chosen_ops(monkeypatch: pytest.MonkeyPatch,
-                                                                   tmp_path: Path) -> None:
-    """An op may have several collect entries (conv2d and conv2d_near_budget); choosing the op
-    collects all of them and trains one model, with each entry's own extra overrides."""
-    from costnet.reproduce import networks
-
-    jobs = []
-    monkeypatch.setattr(networks, "run_job", jobs.append)
-    cfg = OmegaConf.create({"name": "nv", "seed": 0, "ops": ["conv2d", "dense"],
-                            "collect": {"conv2d_near_budget": ["n=7"]}, "every": {"collect": ["n=3"], "train": []}})
-    networks.cost_models(cfg, tmp_path)
-    (job,) = jobs
-    assert set(job.collect) == {"conv2d", "conv2d_near_budget", "dense"} and set(job.train) == {"conv2d", "dense"}
-    assert list(job.collect["conv2d_near_budget"])[-2:] == ["n=7", "n=3"]
-    with pytest.raises(Exception, match="no collect and train entries"):
-        networks.cost_models(OmegaConf.merge(cfg, {"ops": ["lstm"]}), tmp_path)

@@ -24,19 +24,15 @@ from costnet.timing.workload import optimizer_factory
 
 def cost_models(cfg: DictConfig, out: Path) -> DictConfig:
     """Collect and train the per-op cost models into ``out`` (data/ and train/<op>/): the
-    train entries of conf/networks.yaml for ``cfg.ops`` (all when null) and every collect
-    entry whose space is of one of those ops (an op may have several, e.g. conv2d and
-    conv2d_near_budget), each collect entry with ``cfg.collect[entry]`` and
-    ``cfg.every.collect`` added, each train entry with ``cfg.every.train``. Returns the job's
-    config."""
+    entries of conf/networks.yaml for ``cfg.ops`` (all when null), each collect entry with
+    ``cfg.collect[op]`` and ``cfg.every.collect`` added, each train entry with
+    ``cfg.every.train``. Returns the job's config."""
     job = compose("networks", [f"out={out}", f"seed={cfg.seed}"])
-    ops = list(cfg.ops) if cfg.ops else list(job.train)
-    space_op = {name: str(compose("collect", list(o)).space.op) for name, o in job.collect.items()}
-    if unknown := sorted(set(ops) - (set(space_op.values()) & set(job.train))):
+    ops = list(cfg.ops) if cfg.ops else list(job.collect)
+    if unknown := sorted(set(ops) - (set(job.collect) & set(job.train))):
         raise CostnetError(f"{cfg.name}: ops {unknown} have no collect and train entries in conf/networks.yaml")
     extra = cfg.get("collect") or {}
-    job.collect = {name: [*job.collect[name], *extra.get(name, []), *cfg.every.collect]
-                   for name, op in space_op.items() if op in ops}
+    job.collect = {op: [*job.collect[op], *extra.get(op, []), *cfg.every.collect] for op in ops}
     job.train = {op: [*job.train[op], *cfg.every.train, f"tracking.group={cfg.name}"] for op in ops}
     run_job(job)
     return job
