@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,14 @@ class MergeSummary:
     rows_out: int = 0
 
 
+def identity_columns(names: Sequence[str]) -> list[str]:
+    """The columns of ``names`` that identify a measurement: the identity, then config values."""
+    return [c for c in (*IDENTITY, *CONFIG) if c in names]
+
+
 def _identity(table: pa.Table) -> pd.Series:
     """One hashable key per row: its identity columns and config values."""
-    columns = [c for c in (*IDENTITY, *CONFIG) if c in table.column_names]
+    columns = identity_columns(table.column_names)
     frame = table.select(columns).to_pandas()
     return pd.Series(list(zip(*(frame[c].astype(str) for c in columns))), index=frame.index)
 

@@ -129,10 +129,16 @@ def read_shard(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
         table = pq.read_table(path, columns=list(columns) if columns else None, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise CostnetError(f"corrupt shard {str(path)!r}: {exc}") from exc
-    if problem := schema_problem(table.schema):
-        kind = "incompatible" if problem.startswith("schema version") else "corrupt"  # another costnet wrote it
-        raise CostnetError(f"{kind} shard {str(path)!r}: {problem}")
+    check_schema(path, table.schema)
     return table
+
+
+def check_schema(path: Path, schema: pa.Schema) -> None:
+    """Stop with the file's name when a shard's columns or types are not costnet's schema
+    (``incompatible``: another costnet version wrote it; ``corrupt``: anything else)."""
+    if problem := schema_problem(schema):
+        kind = "incompatible" if problem.startswith("schema version") else "corrupt"
+        raise CostnetError(f"{kind} shard {str(path)!r}: {problem}")
 
 
 def read_table(root: Path) -> pd.DataFrame:

@@ -28,9 +28,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from costnet.data.merge import IDENTITY
-from costnet.data.schema import CONFIG, schema_problem
-from costnet.data.store import shards
+from costnet.data.merge import identity_columns
+from costnet.data.store import check_schema, shards
 from costnet.errors import CostnetError
 
 PARTS = ("train", "val", "test")
@@ -70,9 +69,7 @@ class Scan:
                 schema = pq.read_schema(path)
             except (pa.ArrowException, OSError) as exc:
                 raise CostnetError(f"corrupt shard {str(path)!r}: {exc}") from exc
-            if problem := schema_problem(schema):
-                kind = "incompatible" if problem.startswith("schema version") else "corrupt"
-                raise CostnetError(f"{kind} shard {str(path)!r}: {problem}")
+            check_schema(path, schema)
             schemas.append(schema)
         return pa.unify_schemas(schemas, promote_options="default")
 
@@ -135,11 +132,6 @@ class Scan:
                         yield (int(i), k), batch
             except pa.ArrowException as exc:
                 raise CostnetError(f"corrupt shard {str(files[i])!r}: {exc}") from exc
-
-
-def identity_columns(names: Sequence[str]) -> list[str]:
-    """The columns of ``names`` that identify a measurement: the identity, then config values."""
-    return [c for c in (*IDENTITY, *CONFIG) if c in names]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from costnet.data.store import read_hardware
 from costnet.errors import CostnetError
 from costnet.hardware.spec_sheets import read_spec_sheets
 
@@ -96,3 +99,10 @@ def from_record(record: Mapping[str, Any]) -> dict[str, Any]:
         "hw_memory_gb": float(record.get("memory_bytes") or 0) / 2**30,
         "hw_interconnect": "host" if kind == "cpu" else "unknown",
     }
+
+
+def dataset_hardware(root: Path) -> pd.DataFrame:
+    """Hardware features of each ``hardware_id`` a dataset directory's records describe
+    (:func:`from_record` of each record; empty when there are none)."""
+    return pd.DataFrame([{"hardware_id": r["hardware_id"], **from_record(r)}
+                         for r in read_hardware(root).to_dict("records")])

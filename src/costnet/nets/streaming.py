@@ -32,7 +32,6 @@ import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
@@ -42,12 +41,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from costnet.data.schema import CONFIG
-from costnet.data.store import read_hardware
 from costnet.data.stream import PARTS, Scan, Split
 from costnet.errors import CostnetError
-from costnet.features.hardware import from_record
+from costnet.features.hardware import dataset_hardware
 from costnet.features.transform import Moments, enrich
 from costnet.nets.estimators import MLPEstimator, Monitor, measured_times
+from costnet.nets.mlp import MLPConfig
 from costnet.nets.training import fit_net, rank_and_size
 
 BUFFER_ROWS = 65_536  # rows a shuffle buffer holds (per reading process)
@@ -61,11 +60,9 @@ TRAIN, VAL, TEST = (PARTS.index(p) for p in PARTS)
 def _hardware(roots: tuple[Path, ...]) -> pd.DataFrame:
     """Hardware features per ``hardware_id`` from the roots' records (the first root's record
     of an id wins), as costnet.sources.local joins them."""
-    rows: dict[str, dict[str, Any]] = {}
-    for root in roots:
-        for record in read_hardware(Path(root)).to_dict("records"):
-            rows.setdefault(str(record["hardware_id"]), {"hardware_id": record["hardware_id"], **from_record(record)})
-    return pd.DataFrame(list(rows.values()))
+    tables = [t for t in (dataset_hardware(Path(root)) for root in roots) if len(t)]
+    return pd.concat(tables, ignore_index=True).drop_duplicates("hardware_id", ignore_index=True) if tables \
+        else pd.DataFrame()
 
 
 def shard_of(key: tuple[int, int], shards: int) -> int:
@@ -144,6 +141,14 @@ def fit_scalers(est: MLPEstimator, stream: RowStream) -> StreamCounts:
     return counts
 
 
+def _shuffled(x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of (x, y) in a random order drawn from ``rng`` (as they are without one)."""
+    if rng is None:
+        return x, y
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
 def _batched(chunks: Iterator[tuple[np.ndarray, np.ndarray]], size: int, buffer_rows: int,
              rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Mini-batches of ``size`` rows of the chunks' rows, each row once; with ``rng``, drawn at
@@ -158,19 +163,13 @@ def _batched(chunks: Iterator[tuple[np.ndarray, np.ndarray]], size: int, buffer_
         held += len(y)
         if held < keep + size:
             continue
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        if rng is not None:
-            order = rng.permutation(held)
-            x, y = x[order], y[order]
+        x, y = _shuffled(np.concatenate(xs), np.concatenate(ys), rng)
         out = (held - keep) // size * size
         for start in range(0, out, size):
             yield x[start:start + size], y[start:start + size]
         xs, ys, held = [x[out:]], [y[out:]], held - out
     if held:
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        if rng is not None:
-            order = rng.permutation(held)
-            x, y = x[order], y[order]
+        x, y = _shuffled(np.concatenate(xs), np.concatenate(ys), rng)
         for start in range(0, held, size):
             yield x[start:start + size], y[start:start + size]
 
@@ -300,9 +299,9 @@ def fit_stream(est: MLPEstimator, stream: RowStream, workers: int = 0,
     model = copy.copy(est)  # what the readers need: the fitted transform and target scale, no weights
     model.nets, model.history = [], {}
 
-    def train(net: torch.nn.Module, cfg: Any, watched: Monitor) -> Mapping[str, float]:
+    def train(net: torch.nn.Module, cfg: MLPConfig, watched: Monitor) -> Mapping[str, float]:
         data = StreamDataModule(stream, model, counts, cfg.batch_size, cfg.seed, workers, buffer_rows)
-        steps = len(data.dataset(TRAIN, 0, getattr(cfg, "devices", 1)))
+        steps = len(data.dataset(TRAIN, 0, cfg.devices))
         return fit_net(net, cfg, {"datamodule": data}, steps, watched.loggers, est.y_std, watched.callbacks)
 
     est._train_members(monitor, train)

@@ -60,23 +60,28 @@ def read_predictors(paths: Iterable[str | Path]) -> list[Predictor]:
     return found
 
 
-def manifest_artifacts(run: Path) -> list[Path]:
-    """The artifact paths a run directory's manifest.json lists, each confined to the run
-    directory: an absolute path, or one that leads out of it (``..``, a symlink), is refused."""
+def manifest_entries(run: Path) -> list[tuple[dict[str, Any], Path]]:
+    """Each artifact entry of a run directory's manifest.json with its path, confined to the
+    run directory: an absolute path, or one that leads out of it (``..``, a symlink), is refused."""
     manifest = run / "manifest.json"
     if not manifest.is_file():
         raise CostnetError(f"{str(run)!r} is a directory without manifest.json")
     try:
-        entries = [str(e["path"]) for e in json.loads(manifest.read_text())["artifacts"]]
+        entries = [(dict(e), str(e["path"])) for e in json.loads(manifest.read_text())["artifacts"]]
     except (ValueError, TypeError, KeyError) as exc:
         raise CostnetError(f"{str(manifest)!r} is not a costnet run manifest: {exc!r}") from exc
-    root, paths = run.resolve(), []
-    for entry in entries:
-        path = (run / entry).resolve()
-        if Path(entry).is_absolute() or not path.is_relative_to(root):
-            raise CostnetError(f"{str(manifest)!r} lists artifact {entry!r} outside its run directory; refused")
-        paths.append(path)
-    return paths
+    root, found = run.resolve(), []
+    for entry, name in entries:
+        path = (run / name).resolve()
+        if Path(name).is_absolute() or not path.is_relative_to(root):
+            raise CostnetError(f"{str(manifest)!r} lists artifact {name!r} outside its run directory; refused")
+        found.append((entry, path))
+    return found
+
+
+def manifest_artifacts(run: Path) -> list[Path]:
+    """The artifact paths of a run directory's manifest (:func:`manifest_entries`)."""
+    return [path for _, path in manifest_entries(run)]
 
 
 def choose_models(found: Iterable[Predictor], hardware: str | None = None) -> dict[str, Predictor]:

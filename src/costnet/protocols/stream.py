@@ -13,9 +13,7 @@ config.yaml. Baselines are not fitted (they need their rows in memory), nor plot
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
-from costnet.data.store import atomic_write_bytes
 from costnet.data.stream import Scan, Split
 from costnet.errors import CostnetError, warn
 from costnet.features.transform import FeatureSet
@@ -33,7 +30,8 @@ from costnet.nets.estimators import Estimator, MLPEstimator, Monitor
 from costnet.nets.factory import make_estimator
 from costnet.nets.predictor import Predictor
 from costnet.nets.streaming import TEST, RowStream, fit_stream
-from costnet.protocols.metrics import METRICS, RunningScores, scores_json
+from costnet.protocols.metrics import METRICS, RunningScores
+from costnet.protocols.train import write_run
 from costnet.sources import OP_ALIASES
 from costnet.tracking import finish, make_loggers
 
@@ -129,21 +127,8 @@ def fit_and_score_stream(cfg: DictConfig, out: Path) -> pd.DataFrame:
                                        "test_rows": counts.total(2)}}).save(out / path)
             manifest.append({"path": str(path), "op": op, "model": model, "fold": fold, "k": None,
                              "train_devices": devices, "test_devices": tested})
-    return _write(cfg, out, pd.DataFrame(table), manifest)
+    return write_run(cfg, out, table, manifest)
 
 
 _PREDICTIONS = pa.schema([("row", pa.string()), ("fold", pa.string()), ("model", pa.string()), ("k", pa.int64()),
                           ("device", pa.string()), ("measured_ms", pa.float64()), ("predicted_ms", pa.float64())])
-
-
-def _write(cfg: DictConfig, out: Path, table: pd.DataFrame, manifest: list[Mapping[str, Any]]) -> pd.DataFrame:
-    """metrics.csv, metrics.json, manifest.json and config.yaml, as costnet.protocols.train.Run writes them."""
-    table.to_csv(out / "metrics.csv", index=False)
-    nested: dict[str, Any] = {}
-    for r in table.to_dict("records"):
-        nested.setdefault(r["model"], {}).setdefault(r["fold"], {})[r["device"]] = {
-            k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
-    atomic_write_bytes(out / "metrics.json", scores_json(nested))
-    atomic_write_bytes(out / "manifest.json", json.dumps({"artifacts": list(manifest)}, indent=2).encode())
-    atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
-    return table

@@ -105,18 +105,24 @@ class Run:
         return scatter(test, pred, title, self.out / "plots" / f"{fold.name}-{model}.png")
 
     def write(self) -> pd.DataFrame:
-        table = pd.DataFrame(self.rows)
-        table.to_csv(self.out / "metrics.csv", index=False)
         pd.concat(self.predictions, ignore_index=True).to_parquet(self.out / "predictions.parquet", index=False)
-        nested: dict[str, Any] = {}
-        for r in self.rows:
-            key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"
-            nested.setdefault(key, {}).setdefault(r["fold"], {})[r["device"]] = {
-                k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
-        atomic_write_bytes(self.out / "metrics.json", scores_json(nested))
-        atomic_write_bytes(self.out / "manifest.json", json.dumps({"artifacts": self.manifest}, indent=2).encode())
-        atomic_write_bytes(self.out / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True).encode())
-        return table
+        return write_run(self.cfg, self.out, self.rows, self.manifest)
+
+
+def write_run(cfg: DictConfig, out: Path, rows: list[dict[str, Any]], manifest: list[dict[str, Any]]) -> pd.DataFrame:
+    """A run's metrics.csv and metrics.json (``rows``: one per fold, model, k and device),
+    manifest.json (``manifest``: its artifacts) and config.yaml; returns the metrics table."""
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "metrics.csv", index=False)
+    nested: dict[str, Any] = {}
+    for r in rows:
+        key = r["model"] if r["k"] is None or pd.isna(r["k"]) else f"{r['model']}@k={int(r['k'])}"
+        nested.setdefault(key, {}).setdefault(r["fold"], {})[r["device"]] = {
+            k: v for k, v in r.items() if k not in ("protocol", "op", "fold", "model", "device", "k")}
+    atomic_write_bytes(out / "metrics.json", scores_json(nested))
+    atomic_write_bytes(out / "manifest.json", json.dumps({"artifacts": manifest}, indent=2).encode())
+    atomic_write_bytes(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
+    return table
 
 
 def few_shot(run: Run, fitted: Fitted, save: bool) -> None:

@@ -5,7 +5,6 @@ sum of its measured per-node latencies."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from costnet.errors import CostnetError
 from costnet.features.hardware import spec_sheet_hardware
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.networks.build import build
-from costnet.networks.estimate import Setting, layer_times, manifest_artifacts
+from costnet.networks.estimate import Setting, layer_times, manifest_entries
 from costnet.networks.extract import extract_layers
 from costnet.networks.overhead import fit_kernel_gap, kernel_calls
 from costnet.reproduce import plots
@@ -48,10 +47,8 @@ def fold_models(trained: Trained, device: str) -> dict[str, Predictor]:
     """One predictor per op: the main model of each run's fold that held ``device`` out."""
     models: dict[str, Predictor] = {}
     for run, cfg in trained.configs.items():
-        run_dir = Path(str(cfg.out))
-        entries = json.loads((run_dir / "manifest.json").read_text())["artifacts"]
-        paths = manifest_artifacts(run_dir)  # confined to the run directory
-        chosen = [p for e, p in zip(entries, paths) if e["fold"] == f"without-{device}" and e["model"] == trained.primary]
+        chosen = [p for e, p in manifest_entries(Path(str(cfg.out)))
+                  if e["fold"] == f"without-{device}" and e["model"] == trained.primary]
         if not chosen:
             raise CostnetError(f"run {run!r} has no {trained.primary} model trained without {device!r}")
         predictor = load_predictor(chosen[0])

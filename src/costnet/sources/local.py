@@ -11,9 +11,9 @@ import pandas as pd
 
 from costnet.data import load_dataset
 from costnet.data.info import flagged
-from costnet.data.store import read_hardware, shards
+from costnet.data.store import shards
 from costnet.errors import CostnetError, warn
-from costnet.features.hardware import from_record
+from costnet.features.hardware import dataset_hardware
 
 
 def _roots(cfg: Mapping[str, Any]) -> list[Path]:
@@ -27,8 +27,7 @@ def load_local(path: str | Path, op: str | None = None) -> pd.DataFrame:
     frame = load_dataset(path)
     if op is not None:
         frame = frame[frame["op"] == op].reset_index(drop=True)
-    hardware = pd.DataFrame([{"hardware_id": r["hardware_id"], **from_record(r)}
-                             for r in read_hardware(Path(path)).to_dict("records")])
+    hardware = dataset_hardware(Path(path))
     if frame.empty or hardware.empty:
         return frame
     return frame.merge(hardware, on="hardware_id", how="left")
