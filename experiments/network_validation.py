@@ -28,7 +28,7 @@ from costnet.networks.estimate import hardware_features, load_models
 from costnet.networks.validate import repredict, validate, write_report
 from costnet.networks.zoo import NETWORKS
 from costnet.timing import TimingConfig
-from costnet.timing.workload import optimizer_factory
+from costnet.timing.workload import optimizer_factory, strict_fp32
 
 
 def main() -> None:
@@ -40,21 +40,31 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--timing", default="network", help="conf/timing/<name>.yaml")
     parser.add_argument("--reuse", type=Path, help="a previous --out: keep its measured times, predict anew")
+    parser.add_argument("--device", default="cpu", help="where the networks and layers are timed: cpu, cuda[:N]")
+    parser.add_argument("--hardware", default="local", help="whose features the models predict with: local, "
+                        "a catalog device, or a GPU of --hardware-specs")
+    parser.add_argument("--hardware-specs", type=Path, help="spec sheets in neusight2025's devices.json format")
     parser.add_argument("--out", type=Path, default=Path("results/networks/validation"))
     args = parser.parse_args()
     cfg = compose("collect", [f"timing={args.timing}"])
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     models = load_models(args.models, "local")
+    hardware = hardware_features(args.hardware, args.hardware_specs)
+    if args.device.startswith("cuda"):
+        strict_fp32()  # the GPU op models' data: fp32 without TF32 (cuDNN's default allows it)
     header = (f"Cost models for: {', '.join(sorted(models)) or 'none (all layers analytical)'}; "
-              f"{torch.get_num_threads()} threads; optimizer {args.optimizer}; timing conf/timing/{args.timing}.yaml")
+              f"predicted for {hardware['device']}; timed on {args.device} ({torch.get_num_threads()} threads); "
+              f"optimizer {args.optimizer}; timing conf/timing/{args.timing}.yaml"
+              + ("; fp32 without TF32, cuDNN autotuning on" if args.device.startswith("cuda") else ""))
     print(header)
     if args.reuse:
         header += f"; measured times reused from {args.reuse}"
         summary, layers = repredict(pd.read_csv(args.reuse / "table.csv"), pd.read_parquet(args.reuse / "layers.parquet"),
-                                    models, hardware_features("local"), args.optimizer)
+                                    models, hardware, args.optimizer)
     else:
-        summary, layers = validate(args.networks, args.batches, args.modes, models, hardware_features("local"),
-                                   timing, optimizer_factory(cfg.optimizers), args.optimizer, out=args.out)
+        summary, layers = validate(args.networks, args.batches, args.modes, models, hardware, timing,
+                                   optimizer_factory(cfg.optimizers), args.optimizer, out=args.out,
+                                   device=torch.device(args.device))
     print(write_report(summary, layers, args.out, header))
 
 

@@ -82,19 +82,24 @@ class _Step(nn.Module):
         return self.model(input_ids=ids)
 
 
-def build(path: Path, batch_size: int, seq_len: int) -> tuple[nn.Module, torch.Tensor]:
-    """The model of the config at ``path`` on the meta device, and token ids of shape
-    (batch_size, seq_len) to call it with (costnet.networks.build.build checks both are >= 1)."""
+def build(path: Path, batch_size: int, seq_len: int, device: str | torch.device = "meta",
+          dtype: torch.dtype = torch.float32) -> tuple[nn.Module, torch.Tensor]:
+    """The model of the config at ``path`` in ``dtype`` on ``device`` (the meta device: shapes
+    only; another device: randomly initialized weights, to time it there), and random token ids
+    of shape (batch_size, seq_len) to call it with (costnet.networks.build.build checks both are
+    >= 1). The dtype is always explicit: transformers 5 would otherwise build in the config's
+    ``torch_dtype`` (neusight2025's Switch config says bfloat16, though its workloads ran fp32)."""
     config = read_config(path)
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if limit and seq_len > int(limit):
         raise CostnetError(f"seq_len={seq_len} exceeds the {int(limit)} positions of {str(path)!r}")
     cls = _model_class(config)
     try:
-        with torch.device("meta"):
-            model = cls._from_config(config, attn_implementation="eager")
+        with torch.device(device):
+            model = cls._from_config(config, attn_implementation="eager", dtype=dtype)
     except Exception as exc:  # transformers raises many kinds on configs it cannot build
         raise CostnetError(f"transformers cannot build {cls.__name__} from {str(path)!r}: {exc}") from exc
     model.eval()
-    ids = torch.zeros((batch_size, seq_len), dtype=torch.long, device="meta")
+    # random ids: a mixture of experts routes real-looking tokens evenly, identical ones to one expert
+    ids = torch.randint(int(getattr(config, "vocab_size", None) or 2), (batch_size, seq_len), device=device)
     return _Step(model, bool(getattr(config, "is_encoder_decoder", False))), ids

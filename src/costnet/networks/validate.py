@@ -56,25 +56,31 @@ def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predi
 
 def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[str],
              models: Mapping[str, Predictor], hardware: Mapping[str, Any], timing: TimingConfig,
-             make_optimizer: OptimizerFactory, optimizer: str = "sgd", out: Path | None = None
-             ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every (network, batch, mode); the summary is rewritten to ``out/table.csv`` after each
-    run, so nothing measured is lost on a crash. Returns (summary, per-layer tables)."""
+             make_optimizer: OptimizerFactory, optimizer: str = "sgd", out: Path | None = None,
+             device: torch.device = torch.device("cpu")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every (network, batch, mode) on ``device``; the summary and the per-layer tables are
+    rewritten to ``out/table.csv`` and ``out/layers.parquet`` after each run, so nothing measured
+    is lost on a crash. Returns (summary, per-layer tables)."""
     rows, tables = [], []
     jobs = [(n, b, m) for n in networks for b in batches for m in modes]
     for network, batch, mode in tqdm(jobs, desc="networks", unit="run"):
         start = time.perf_counter()
-        row, table = validate_one(network, batch, mode, models, hardware, timing, make_optimizer, optimizer)
+        row, table = validate_one(network, batch, mode, models, hardware, timing, make_optimizer, optimizer, device)
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         tables.append(table)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             pd.DataFrame(rows).to_csv(out / "table.csv", index=False)
+            _layer_table(tables).to_parquet(out / "layers.parquet")
         tqdm.write(f"{network} b={batch} {mode}: whole {row['whole_ms']:.4g} ms, layer sum "
                    f"{row['layer_sum_ms']:.4g} ({row['sum_over_whole']:.2f}x), predicted {row['predicted_ms']:.4g} "
                    f"({100 * row['pred_error']:+.1f} %)")
-    return pd.DataFrame(rows), pd.concat(tables, ignore_index=True).drop(columns=["parents"])
+    return pd.DataFrame(rows), _layer_table(tables)
+
+
+def _layer_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(tables, ignore_index=True).drop(columns=["parents"])
 
 
 def _totals(row: dict[str, Any], table: pd.DataFrame) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,27 @@ def fold_models(trained: Trained, device: str) -> dict[str, Predictor]:
     return models
 
 
+Extracted = dict[tuple[str, int, int], tuple[pd.DataFrame, float]]  # (model, batch, seq) -> layers, seconds
+
+
+def predict_workload(configs: Path, w: Any, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
+                     extracted: Extracted) -> tuple[float, int, dict[str, float]]:
+    """One workload (``w`` has model, mode inf/train, batch_size and seq_len) predicted from
+    ``configs/<model>.json`` on ``hardware``: the whole step in ms, its kernel-running calls, and
+    the seconds spent extracting (once per model and shape, kept in ``extracted``) and predicting."""
+    key = (str(w.model), int(w.batch_size), int(w.seq_len))
+    if key not in extracted:
+        start = time.perf_counter()
+        module, ids = build(f"hf:{configs / (key[0] + '.json')}", key[1], key[2])
+        extracted[key] = extract_layers(module, ids), time.perf_counter() - start
+    start = time.perf_counter()
+    # inf: a forward pass; train: forward and backward, no optimizer step (neusight2025's README)
+    table = layer_times(extracted[key][0], models, hardware,
+                        Setting(mode="forward" if w.mode == "inf" else "forward_backward"))
+    return (float(table["time_ms"].sum()), kernel_calls(table),
+            {"extract_s": extracted[key][1], "predict_s": time.perf_counter() - start})
+
+
 def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataFrame:
     """Every workload of ``root`` (the neusight2025 directory) predicted on its GPU, or skipped
     with the reason."""
@@ -64,7 +86,7 @@ def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataF
     specs = root / "devices.json"
     wanted = [str(m) for m in cfg.get("models") or []]
     held_out = set(trained.metrics["device"].astype(str))
-    layers: dict[tuple[str, int, int], tuple[pd.DataFrame, float]] = {}
+    layers: Extracted = {}
     gpus: dict[str, tuple[dict[str, Any], dict[str, Predictor] | None]] = {}  # spec-sheet features, op models
     rows: list[dict[str, Any]] = []
     for w in labels.itertuples():
@@ -78,23 +100,13 @@ def predict_workloads(cfg: DictConfig, trained: Trained, root: Path) -> pd.DataF
         row["node_sum_ms"] = node_sum_ms(part, float(w.num_layer))
         if (wanted and w.model not in wanted) or models is None:
             continue
-        key = (str(w.model), int(w.batch_size), int(w.seq_len))
         try:
-            if key not in layers:
-                start = time.perf_counter()
-                module, ids = build(f"hf:{root / 'workload_configs' / (key[0] + '.json')}", key[1], key[2])
-                layers[key] = extract_layers(module, ids), time.perf_counter() - start
+            predicted, kernels, times = predict_workload(root / "workload_configs", w, models, hardware, layers)
         except CostnetError as exc:
             rows.append({**row, "skipped": str(exc).split(":")[0]})
             continue
-        start = time.perf_counter()
-        # inf: a forward pass; train: forward and backward, no optimizer step (dataset README)
-        setting = Setting(mode="forward" if w.mode == "inf" else "forward_backward")
-        table = layer_times(layers[key][0], models, hardware, setting)
-        predicted = float(table["time_ms"].sum())
         rows.append({**row, "predicted_ms": predicted, "error": predicted / row["measured_ms"] - 1,
-                     "node_sum_error": row["node_sum_ms"] / row["measured_ms"] - 1, "kernels": kernel_calls(table),
-                     "extract_s": layers[key][1], "predict_s": time.perf_counter() - start})
+                     "node_sum_error": row["node_sum_ms"] / row["measured_ms"] - 1, "kernels": kernels, **times})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

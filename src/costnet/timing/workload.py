@@ -57,6 +57,16 @@ _POOL_SIZE = 1 << 20
 _pools: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
+def strict_fp32() -> None:
+    """fp32 arithmetic without TF32 in matrix products and convolutions (cuDNN allows TF32 by
+    default), and cuDNN autotuning on: how neusight2025's op and workload latencies were
+    measured (its README), so GPU timings here compare with models trained on them."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = True
+    torch.set_float32_matmul_precision("highest")
+
+
 def fill_random(t: torch.Tensor, scale: float = 1.0) -> None:
     """Fill ``t`` with uniform values in [-scale, scale) from a cached random pool.
 
