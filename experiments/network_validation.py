@@ -1,5 +1,7 @@
-"""Whole networks on this CPU: measured whole pass, sum of separately measured layers,
-sum of predicted layers, side by side (issue 4, Sec. 2; Lu et al. 2017's observation).
+"""Whole networks on this machine (CPU, or a GPU with --device cuda): measured whole pass, sum of
+separately measured layers, sum of predicted layers, side by side (issue 4, Sec. 2; Lu et al.
+2017's observation). Predictions are for --hardware (this machine by default; a catalog device or
+a GPU of a --hardware-specs file).
 
 The cost models come from --models (costnet-train run directories or artifacts, e.g.
 those of ``costnet-run --config-name networks``); the work is
@@ -7,6 +9,8 @@ those of ``costnet-run --config-name networks``); the work is
 
     python experiments/network_validation.py --models results/networks/train/*
     python experiments/network_validation.py --networks resnet18 --batches 1 8 --modes forward
+    python experiments/network_validation.py --device cuda --batches 8 32 --hardware H200 \
+        --hardware-specs conf/hardware_specs/H200.json --out results/networks/h200  # GPU: fp32, no TF32
     python experiments/network_validation.py --models other/models/* --reuse results/networks/validation \
         --out results/networks/validation_other   # other cost models on the same measured passes
 

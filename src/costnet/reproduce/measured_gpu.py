@@ -73,7 +73,10 @@ def measured_gpu(cfg: DictConfig) -> Result:
     out, measured = Path(str(cfg.out)), Path(str(cfg.measurements))
     models = load_models([Path(str(c.out)) for c in trained.configs.values()])
     hardware = spec_sheet_hardware(Path(str(cfg.specs)), str(cfg.gpu))
-    table = predict_measured(measured_workloads(measured / "workloads.csv"), Path(str(cfg.configs)), models, hardware)
+    workloads = measured_workloads(measured / "workloads.csv")
+    if cfg.get("models"):
+        workloads = workloads[workloads["model"].isin([str(m) for m in cfg.models])]
+    table = predict_measured(workloads, Path(str(cfg.configs)), models, hardware)
     ops = op_errors(measured / "ops", models)
     ops.to_csv(out / "ops.csv", index=False)
     networks, layers = networks_validate.repredict(pd.read_csv(measured / "networks" / "table.csv"),
