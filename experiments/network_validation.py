@@ -10,7 +10,7 @@ those of ``costnet-run --config-name networks``); the work is
     python experiments/network_validation.py --models results/networks/train/*
     python experiments/network_validation.py --networks resnet18 --batches 1 8 --modes forward
     python experiments/network_validation.py --device cuda --batches 8 32 --hardware H200 \
-        --hardware-specs conf/hardware_specs/H200.json --out results/networks/h200  # GPU: fp32, no TF32
+        --hardware-specs conf/spec_sheets/H200.json --out results/networks/h200  # GPU: fp32, no TF32
     python experiments/network_validation.py --models other/models/* --reuse results/networks/validation \
         --out results/networks/validation_other   # other cost models on the same measured passes
 

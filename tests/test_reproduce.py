@@ -95,7 +95,7 @@ def test_result_records_the_code_state_from_the_start(tmp_path: Path) -> None:
 def test_every_experiment_has_a_config_and_runner_and_quick_merges() -> None:
     names = experiment_names()
     assert names == ["justus_per_device", "justus_joint", "justus_lodo_fewshot", "aigauge_regressors",
-                     "network_validation", "paleo_scaling", "unseen_gpus", "neusight_workloads"]
+                     "network_validation", "paleo_scaling", "unseen_gpus", "neusight_workloads", "measured_gpu"]
     for name in names:
         full, fast = load_experiment(name), load_experiment(name, quick=True)
         assert full.name == name and "quick" not in full and "quick" in fast and callable(runner(full))
