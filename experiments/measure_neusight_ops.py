@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from costnet.errors import CostnetError
 from costnet.ops.elementwise import BINARY, SCALAR_OPERAND, WITH_SCALAR
-from costnet.timing.workload import strict_fp32
+from costnet.timing.workload import cuda_float32
 from experiments.measure_workloads import NEUSIGHT, device_properties
 
 SHAPES = {"linear": ("b", "m", "n", "k"), "bmm": ("b", "m", "n", "k"),
@@ -112,7 +112,7 @@ def time_shapes(shapes: pd.DataFrame, specs: Path, out: Path, device: torch.devi
     """Every shape timed on ``device``; <out>/<op>.parquet (written after each op) and devices.json."""
     if device.type != "cuda":
         raise CostnetError(f"NeuSight's protocol times CUDA events: device must be cuda, got {str(device)!r}")
-    strict_fp32()
+    cuda_float32()
     gpu = device_properties(device)["gpu"]
     entries = [e for e in json.loads(specs.read_text()) if e.get("gpu") == gpu]
     if not entries:

@@ -35,7 +35,7 @@ from costnet.hardware.cuda import cuda_info
 from costnet.networks import hf
 from costnet.networks.measure import time_network
 from costnet.timing import TimingConfig
-from costnet.timing.workload import optimizer_factory, strict_fp32
+from costnet.timing.workload import optimizer_factory, cuda_float32
 
 NEUSIGHT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "neusight2025"
 MODES = {"inf": "forward", "train": "forward_backward"}
@@ -103,7 +103,7 @@ def main() -> None:
     cfg = compose("collect", [f"timing={args.timing}"])
     timing = TimingConfig(**OmegaConf.to_container(cfg.timing, resolve=True))
     device = torch.device(args.device)
-    strict_fp32()
+    cuda_float32()
     props = device_properties(device)
     args.out.mkdir(parents=True, exist_ok=True)
     warm_device(device, args.warmup_s)

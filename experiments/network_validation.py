@@ -32,7 +32,7 @@ from costnet.networks.estimate import hardware_features, load_models
 from costnet.networks.validate import repredict, validate, write_report
 from costnet.networks.zoo import NETWORKS
 from costnet.timing import TimingConfig
-from costnet.timing.workload import optimizer_factory, strict_fp32
+from costnet.timing.workload import optimizer_factory, cuda_float32
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
     models = load_models(args.models, "local")
     hardware = hardware_features(args.hardware, args.hardware_specs)
     if args.device.startswith("cuda"):
-        strict_fp32()  # the GPU op models' data: fp32 without TF32 (cuDNN's default allows it)
+        cuda_float32()  # the GPU op models' data: fp32 without TF32 (cuDNN's default allows it)
     header = (f"Cost models for: {', '.join(sorted(models)) or 'none (all layers analytical)'}; "
               f"predicted for {hardware['device']}; timed on {args.device} ({torch.get_num_threads()} threads); "
               f"optimizer {args.optimizer}; timing conf/timing/{args.timing}.yaml"

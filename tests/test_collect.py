@@ -282,3 +282,33 @@ def test_bad_collect_settings_stop_before_anything_is_timed(tmp_path: Path, over
     with pytest.raises(CostnetError, match=re.escape(message)):
         run(tmp_path / "data", "n=2", override)
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").glob("*.parquet"))
+
+
+def test_cuda_runs_are_keyed_by_tf32_and_cpu_keys_stay() -> None:
+    from omegaconf import OmegaConf
+
+    from costnet.collect.runner import run_key
+    from costnet.config import compose
+
+    cpu = compose("collect", [])
+    assert run_key(cpu, "hw") == run_key(OmegaConf.merge(cpu, {"tf32": True}), "hw")  # no TF32 on a CPU
+    gpu = OmegaConf.merge(cpu, {"device": "cuda"})
+    assert run_key(gpu, "hw") != run_key(OmegaConf.merge(gpu, {"tf32": True}), "hw")
+    assert run_key(gpu, "hw") != run_key(cpu, "hw")
+
+
+@pytest.mark.parametrize("tf32", [False, True])
+def test_cuda_float32_sets_both_tf32_switches(tf32: bool) -> None:
+    import torch
+
+    from costnet.timing.workload import cuda_float32
+
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark,
+             torch.get_float32_matmul_precision())
+    try:
+        cuda_float32(tf32)
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32 and torch.backends.cudnn.allow_tf32 is tf32
+        assert torch.backends.cudnn.benchmark
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark = saved[:3]
+        torch.set_float32_matmul_precision(saved[3])

@@ -32,7 +32,7 @@ from costnet.hardware import fingerprint, software_versions
 from costnet.sampling.space import Plan, load_space
 from costnet.timing import TimingConfig, clock_for, make_workload, measure, torch_dtype
 from costnet.timing.interference import Probe, others_cores
-from costnet.timing.workload import OptimizerFactory, optimizer_factory
+from costnet.timing.workload import OptimizerFactory, cuda_float32, optimizer_factory
 
 
 @dataclass
@@ -119,6 +119,8 @@ def run_key(cfg: DictConfig, hardware_id: str) -> str:
     keyed["hardware_id"] = hardware_id
     if cfg.get("use_optimizers"):  # only when set, so the keys of earlier runs stay valid
         keyed["use_optimizers"] = list(cfg.use_optimizers)
+    if str(cfg.device).startswith("cuda"):  # CUDA runs only, so the keys of CPU runs stay valid:
+        keyed["tf32"] = bool(cfg.get("tf32", False))  # TF32 rows never resume a true-fp32 run
     return hashlib.sha1(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -167,6 +169,8 @@ def collect(cfg: DictConfig) -> Summary:
     plan = Plan(space, seed, dict(cfg.modes), drawn_optimizers(cfg), tuple(cfg.dtypes))
     timing = TimingConfig.from_config(OmegaConf.to_container(cfg.timing, resolve=True))
     device = resolve_device(str(cfg.device))
+    if device.type == "cuda":
+        cuda_float32(tf32=bool(cfg.get("tf32", False)))
     torch.set_num_threads(threads)
     hardware = fingerprint(device, threads, measure=bool(cfg.measure_peaks))
     key = run_key(cfg, hardware["hardware_id"])

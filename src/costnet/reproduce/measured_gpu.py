@@ -95,9 +95,9 @@ def measured_gpu(cfg: DictConfig) -> Result:
     plots.bars(axes[1], ops.set_index("op")[["mre"]], "MRE of the op calls", f"{hardware['device']} operator calls")
     figures = [plots.save(fig, out / "measured_gpu.png"), networks_validate.plot(networks, out / "networks.png").name]
     within = int((networks["pred_error"].abs() <= networks_validate.TARGET).sum())
-    notes = [f"Table: one row per workload (`error` = predicted / measured - 1; `measured_ms` the fastest of "
-             f"`measurements` runs, `spread` their largest / smallest), then the mean and (in `spread`) the largest "
-             f"absolute error. Targets: better than NeuSight on unseen GPUs (6.3 % H100, 7.6 % A100-80GB, 12.4 % L4).",
+    notes = ["Table: one row per workload (`error` = predicted / measured - 1; `measured_ms` the fastest of "
+             "`measurements` runs, `spread` their largest / smallest), then the mean and (in `spread`) the largest "
+             "absolute error. Targets: better than NeuSight on unseen GPUs (6.3 % H100, 7.6 % A100-80GB, 12.4 % L4).",
              "Operator calls (ops.csv, neusight2025's shapes timed with NeuSight's protocol): "
              + "; ".join(f"{r.op} MRE {100 * r.mre:.1f} % (median predicted/measured {r.median_ratio:.2f}, "
                          f"{r.rows} calls)" for r in ops.itertuples()) + ".",

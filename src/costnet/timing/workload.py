@@ -57,14 +57,15 @@ _POOL_SIZE = 1 << 20
 _pools: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def strict_fp32() -> None:
-    """fp32 arithmetic without TF32 in matrix products and convolutions (cuDNN allows TF32 by
-    default), and cuDNN autotuning on: how neusight2025's op and workload latencies were
-    measured (its README), so GPU timings here compare with models trained on them."""
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+def cuda_float32(tf32: bool = False) -> None:
+    """How CUDA runs float32: ``tf32=False`` keeps matrix products and convolutions in true
+    fp32 (PyTorch lets cuDNN convolutions use TF32 tensor cores by default, matmuls not), as
+    neusight2025 was measured (its README); ``True`` lets both use TF32. cuDNN autotuning is on
+    either way (it picks each convolution's fastest algorithm during the warm-up)."""
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cudnn.benchmark = True
-    torch.set_float32_matmul_precision("highest")
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
 
 
 def fill_random(t: torch.Tensor, scale: float = 1.0) -> None:
