@@ -19,7 +19,6 @@ format).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -31,13 +30,12 @@ from torch import nn
 from tqdm import tqdm
 
 from costnet.errors import CostnetError
-from costnet.ops.elementwise import BINARY, SCALAR_OPERAND, WITH_SCALAR
+from costnet.hardware.spec_sheets import read_spec_sheets
+from costnet.ops.elementwise import BINARY, SCALAR_OPERAND, UNARY, WITH_SCALAR
+from costnet.sources.neusight2025 import SHAPES, available_ops
 from costnet.timing.workload import cuda_float32
 from experiments.measure_workloads import NEUSIGHT, device_properties
 
-SHAPES = {"linear": ("b", "m", "n", "k"), "bmm": ("b", "m", "n", "k"),
-          "conv": ("b", "in_channels", "out_channels", "kernel_size", "input_size", "stride", "padding")}
-UNARY = {"relu": torch.relu, "gelu": nn.functional.gelu, "tanh": torch.tanh}
 CALLS, FASTEST = 25, 5  # NeuSight's protocol (README)
 
 
@@ -45,15 +43,13 @@ def sample_shapes(root: Path, per_op: int, seed: int, max_flops: float) -> pd.Da
     """``per_op`` seeded shapes of each op file of ``root`` (one GPU's rows: every GPU ran the
     same shapes), leaving out GEMMs and convolutions above ``max_flops`` to bound the time."""
     frames = []
-    for file in sorted(root.glob("*.parquet")):
-        if file.stem in ("devices", "workload_labels", "workload_nodes"):
-            continue
-        raw = pd.read_parquet(file)
-        cols = list(SHAPES.get(file.stem, ("b", "h")))
+    for name in available_ops(root):
+        raw = pd.read_parquet(root / f"{name}.parquet")
+        cols = list(SHAPES.get(name, ("b", "h")))
         rows = raw[raw["gpu"] == raw["gpu"].iloc[0]][["op", *cols]].drop_duplicates()
-        if file.stem in ("linear", "bmm"):
+        if name in ("linear", "bmm"):
             rows = rows[2.0 * rows["b"] * rows["m"] * rows["n"] * rows["k"] <= max_flops]
-        elif file.stem == "conv":
+        elif name == "conv":
             out = rows["input_size"] ** 2 * rows["out_channels"] * rows["b"]
             rows = rows[2.0 * out * rows["in_channels"] * rows["kernel_size"] ** 2 <= max_flops]
         frames.append(rows.sample(min(per_op, len(rows)), random_state=seed))
@@ -67,7 +63,8 @@ def _call(row: pd.Series, device: torch.device) -> Callable[[], object]:
     def rand(*shape: int) -> torch.Tensor:
         return torch.rand(*shape, device=device)
     if op == "linear":
-        layer, x = nn.Linear(int(row["n"]), int(row["k"]), device=device), rand(int(row["b"]), int(row["m"]), int(row["n"]))
+        layer = nn.Linear(int(row["n"]), int(row["k"]), device=device)
+        x = rand(int(row["b"]), int(row["m"]), int(row["n"]))
         return lambda: layer(x)
     if op == "bmm":
         a, b = rand(int(row["b"]), int(row["m"]), int(row["n"])), rand(int(row["b"]), int(row["n"]), int(row["k"]))
@@ -90,8 +87,8 @@ def _call(row: pd.Series, device: torch.device) -> Callable[[], object]:
         fn = WITH_SCALAR[op]
         return lambda: fn(x, SCALAR_OPERAND)
     if op in UNARY:
-        fn = UNARY[op]
-        return lambda: fn(x)
+        module = UNARY[op]()
+        return lambda: module(x)
     raise CostnetError(f"unknown neusight2025 op {op!r}")
 
 
@@ -109,16 +106,17 @@ def neusight_latency(fn: Callable[[], object]) -> float:
 
 
 def time_shapes(shapes: pd.DataFrame, specs: Path, out: Path, device: torch.device) -> pd.DataFrame:
-    """Every shape timed on ``device``; <out>/<op>.parquet (written after each op) and devices.json."""
+    """Every shape timed on ``device``; writes <out>/devices.json first, <out>/<op>.parquet once all are timed."""
     if device.type != "cuda":
         raise CostnetError(f"NeuSight's protocol times CUDA events: device must be cuda, got {str(device)!r}")
     cuda_float32()
     gpu = device_properties(device)["gpu"]
-    entries = [e for e in json.loads(specs.read_text()) if e.get("gpu") == gpu]
-    if not entries:
+    sheets = read_spec_sheets(specs)
+    sheet = sheets[sheets["gpu"] == gpu]
+    if sheet.empty:
         raise CostnetError(f"{str(specs)!r} has no spec sheet whose gpu is {gpu!r} (the name this GPU reports)")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "devices.json").write_text(json.dumps(entries, indent=1))
+    sheet.to_json(out / "devices.json", orient="records", indent=1)
     times = np.full(len(shapes), math.nan)
     with torch.inference_mode():
         for i, row in tqdm(list(shapes.iterrows()), desc="shapes", mininterval=5):
@@ -130,7 +128,8 @@ def time_shapes(shapes: pd.DataFrame, specs: Path, out: Path, device: torch.devi
     timed = timed[timed["latency_ms"].notna()]
     for op, part in timed.groupby("op"):
         part = part.dropna(axis=1, how="all")  # each op's own shape columns, integers as in neusight2025
-        part.astype({c: "int64" for c in SHAPES.get(str(op), ("b", "h"))}).to_parquet(out / f"{op}.parquet", index=False)
+        part = part.astype({c: "int64" for c in SHAPES.get(str(op), ("b", "h"))})
+        part.to_parquet(out / f"{op}.parquet", index=False)
     return timed
 
 

@@ -34,17 +34,17 @@ from costnet.errors import CostnetError
 from costnet.hardware.cuda import cuda_info
 from costnet.networks import hf
 from costnet.networks.measure import time_network
+from costnet.reproduce.workloads import WORKLOAD_MODES
 from costnet.timing import TimingConfig
-from costnet.timing.workload import optimizer_factory, cuda_float32
+from costnet.timing.workload import OptimizerFactory, cuda_float32, optimizer_factory
 
 NEUSIGHT = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "neusight2025"
-MODES = {"inf": "forward", "train": "forward_backward"}
 
 
 def parse_workload(name: str) -> dict[str, Any]:
     """``model-mode-seq-batch`` as a dict; a CostnetError names a malformed one."""
     parts = name.rsplit("-", 3)
-    if len(parts) != 4 or parts[1] not in MODES or not (parts[2].isdigit() and parts[3].isdigit()):
+    if len(parts) != 4 or parts[1] not in WORKLOAD_MODES or not (parts[2].isdigit() and parts[3].isdigit()):
         raise CostnetError(f"workload {name!r} is not <model>-<inf|train>-<seq_len>-<batch_size>")
     return {"workload": name, "model": parts[0], "mode": parts[1], "seq_len": int(parts[2]),
             "batch_size": int(parts[3])}
@@ -74,11 +74,11 @@ def warm_device(device: torch.device, seconds: float) -> None:
 
 
 def measure_workload(spec: dict[str, Any], configs: Path, device: torch.device, timing: TimingConfig,
-                     make_optimizer: Any) -> dict[str, Any]:
+                     make_optimizer: OptimizerFactory) -> dict[str, Any]:
     """One workload's timing statistics (ms), or its error."""
     try:
         module, ids = hf.build(configs / f"{spec['model']}.json", spec["batch_size"], spec["seq_len"], device)
-        stats = time_network(module, ids, MODES[spec["mode"]], make_optimizer, "sgd", timing, device)
+        stats = time_network(module, ids, WORKLOAD_MODES[spec["mode"]], make_optimizer, "sgd", timing, device)
         return {"e2e_ms": stats["time_median_ms"], **stats}
     except (RuntimeError, CostnetError) as exc:  # out of memory (a RuntimeError), or a config it cannot build
         return {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}"}
@@ -107,11 +107,11 @@ def main() -> None:
     props = device_properties(device)
     args.out.mkdir(parents=True, exist_ok=True)
     warm_device(device, args.warmup_s)
+    make_optimizer = optimizer_factory(cfg.optimizers)
     rows = []
     for spec in sorted(specs, key=lambda s: (s["seq_len"] * s["batch_size"], s["model"])):
         start = time.perf_counter()
-        row = {**props, **spec, **measure_workload(spec, args.configs, device, timing,
-                                                   optimizer_factory(cfg.optimizers))}
+        row = {**props, **spec, **measure_workload(spec, args.configs, device, timing, make_optimizer)}
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         pd.DataFrame(rows).to_csv(args.out / "workloads.csv", index=False)

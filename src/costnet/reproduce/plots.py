@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,6 +25,17 @@ def save(fig: Figure, path: Path) -> str:
     return path.name
 
 
+def predicted_vs_measured(ax: Axes, groups: dict[str | None, pd.DataFrame], title: str, **marker: Any) -> None:
+    """Predicted against measured time (log-log) with the y = x line over all points: one series
+    per group (``measured_ms``, ``predicted_ms``), labelled by its key for a legend."""
+    both = pd.concat(list(groups.values()))[["measured_ms", "predicted_ms"]]
+    lo, hi = float(both.min().min()), float(both.max().max())
+    for label, part in groups.items():
+        ax.scatter(part["measured_ms"], part["predicted_ms"], label=label, **marker)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="measured (ms)", ylabel="predicted (ms)", title=title)
+
+
 def scatter_grid(preds: pd.DataFrame, titles: dict[str, str], path: Path) -> str:
     """Predicted against measured time (log-log), one panel per device: ``preds`` has
     device, measured_ms and predicted_ms; ``titles`` gives each panel's title."""
@@ -32,12 +44,7 @@ def scatter_grid(preds: pd.DataFrame, titles: dict[str, str], path: Path) -> str
     rows = math.ceil(len(devices) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
     for ax, device in zip(axes.flat, devices):
-        part = preds[preds["device"] == device]
-        lo = float(part[["measured_ms", "predicted_ms"]].min().min())
-        hi = float(part[["measured_ms", "predicted_ms"]].max().max())
-        ax.scatter(part["measured_ms"], part["predicted_ms"], s=2, alpha=0.3)
-        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-        ax.set(xscale="log", yscale="log", xlabel="measured (ms)", ylabel="predicted (ms)", title=titles[device])
+        predicted_vs_measured(ax, {None: preds[preds["device"] == device]}, titles[device], s=2, alpha=0.3)
     for ax in axes.flat[len(devices):]:
         ax.axis("off")
     return save(fig, path)

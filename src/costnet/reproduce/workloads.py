@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +28,9 @@ from costnet.reproduce.result import Result
 
 COLUMNS = ["gpu", "workload", "model", "measured_ms", "node_sum_ms", "predicted_ms", "error", "node_sum_error",
            "kernels", "extract_s", "predict_s", "skipped"]
+# neusight2025's workload modes and the step each is (its README): a forward pass; forward and
+# backward without an optimizer step.
+WORKLOAD_MODES = {"inf": "forward", "train": "forward_backward"}
 # A node of the first transformer block in neusight2025's workload_nodes (fx node names).
 BLOCK_NODE = re.compile(r"_(?:h|layer|layers|block)_0_")
 
@@ -65,15 +68,15 @@ def predict_workload(configs: Path, w: Any, models: Mapping[str, Predictor], har
     """One workload (``w`` has model, mode inf/train, batch_size and seq_len) predicted from
     ``configs/<model>.json`` on ``hardware``: the whole step in ms, its kernel-running calls, and
     the seconds spent extracting (once per model and shape, kept in ``extracted``) and predicting."""
+    if w.mode not in WORKLOAD_MODES:
+        raise CostnetError(f"workload {w.workload!r}: mode {w.mode!r} is none of {list(WORKLOAD_MODES)}")
     key = (str(w.model), int(w.batch_size), int(w.seq_len))
     if key not in extracted:
         start = time.perf_counter()
         module, ids = build(f"hf:{configs / (key[0] + '.json')}", key[1], key[2])
         extracted[key] = extract_layers(module, ids), time.perf_counter() - start
     start = time.perf_counter()
-    # inf: a forward pass; train: forward and backward, no optimizer step (neusight2025's README)
-    table = layer_times(extracted[key][0], models, hardware,
-                        Setting(mode="forward" if w.mode == "inf" else "forward_backward"))
+    table = layer_times(extracted[key][0], models, hardware, Setting(mode=WORKLOAD_MODES[w.mode]))
     return (float(table["time_ms"].sum()), kernel_calls(table),
             {"extract_s": extracted[key][1], "predict_s": time.perf_counter() - start})
 
@@ -150,12 +153,8 @@ def leave_gpu_out(cfg: DictConfig) -> Result:
     table.to_csv(out / "workloads.csv", index=False)
     done = table.dropna(subset=["error"])
     fig, axes = plots.panels(2)
-    for device, part in done.groupby("gpu"):
-        axes[0].scatter(part["measured_ms"], part["predicted_ms"], label=str(device), s=18)
-    lo, hi = done[["measured_ms", "predicted_ms"]].min().min(), done[["measured_ms", "predicted_ms"]].max().max()
-    axes[0].plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    axes[0].set(xscale="log", yscale="log", xlabel="measured (ms)", ylabel="predicted (ms)",
-                title="workloads, GPU left out of the op models")
+    plots.predicted_vs_measured(axes[0], {str(gpu): part for gpu, part in done.groupby("gpu")},
+                                "workloads, GPU left out of the op models", s=18)
     axes[0].legend(fontsize=7)
     plots.bars(axes[1], summary.set_index("gpu")[["mean_abs_error", "max_abs_error", "gap_mean_abs_error",
                                                       "node_sum_mean_abs_error"]],

@@ -88,7 +88,7 @@ def _root(cfg: Mapping[str, Any]) -> Path:
     return root
 
 
-def _available(root: Path) -> list[str]:
+def available_ops(root: Path) -> list[str]:
     """The dataset's ops whose files ``root`` has, in ``OPS`` order."""
     return [name for name in OPS if (root / f"{name}.parquet").is_file()]
 
@@ -98,7 +98,7 @@ def _names(root: Path, op: str) -> list[str]:
     costnet op every one mapping onto it."""
     if op not in OPS and op not in COLUMNS:
         raise CostnetError(f"neusight2025 has no op {op!r}: choose from {list(OPS)} or costnet's {list(COLUMNS)}")
-    available = _available(root)
+    available = available_ops(root)
     names = [name for name in available if op in (name, OPS[name])]
     if not names:
         raise CostnetError(f"neusight2025: no {op}.parquet in {str(root)!r}; its ops are {available}")
@@ -169,7 +169,7 @@ def load(cfg: Mapping[str, Any], op: str | None) -> pd.DataFrame:
 def files(cfg: Mapping[str, Any]) -> list[Path]:
     """The op files and the spec-sheet file of the directory ``cfg["path"]``; an error when it has none."""
     root = _root(cfg)
-    if not (names := _available(root)):
+    if not (names := available_ops(root)):
         raise CostnetError(f"neusight2025: no op files ({', '.join(OPS)}.parquet) in {str(root)!r}")
     return [root / f"{name}.parquet" for name in names] + [_devices(root)[0]]
 
