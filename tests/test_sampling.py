@@ -5,11 +5,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from costnet.config import compose, conf_dir
 from costnet.errors import CostnetError
+from costnet.networks.build import build
+from costnet.networks.extract import extract_layers
+from costnet.networks.zoo import NETWORKS
+from costnet.sampling.coverage import outside
 from costnet.sampling.space import Plan, load_space
 
 SPACES = sorted(p.stem for p in (conf_dir() / "space").glob("*.yaml"))
@@ -106,3 +111,66 @@ def test_bad_mode_mix() -> None:
         plan("dense", overrides=("+modes.backward=1",))
     with pytest.raises(CostnetError, match="unknown dtype 'int8'"):
         plan("dense", overrides=("dtypes=[int8]",))
+
+
+def test_listed_integers_follow_their_weights_and_the_cap() -> None:
+    p = plan("conv2d_net")
+    kernels = p.space.params.values["kernel"]
+    rng = np.random.default_rng(0)
+    draws = np.array([kernels.sample(rng) for _ in range(20000)])
+    weights = np.asarray(kernels.weights) / sum(kernels.weights)
+    for value, share in zip(kernels.values, weights):
+        assert abs((draws == value).mean() - share) < 0.015  # 20,000 draws: 3 sigma is below 0.011
+    assert set(np.unique([kernels.sample(rng, high=4) for _ in range(500)])) == {1, 3}
+    assert kernels.sample(rng, high=0) == 1  # nothing small enough: the smallest value, as a range's low
+    configs = [p.config(i) for i in range(2000)]
+    assert all(c["kernel"] in kernels.values and c["kernel"] <= c["size"] for c in configs if c["size"] >= 11)
+    assert 0.15 < np.mean([c["kernel"] == 3 and c["stride"] == 1 for c in configs]) < 0.30
+
+
+@pytest.mark.parametrize("value, message", [
+    ({"values": [1, 3, 3]}, "values must be distinct"),
+    ({"values": [1, 0.5]}, "values must be integers >= 1, got 0.5"),
+    ({"values": []}, "values must be a non-empty list"),
+    ({"values": [1, 3], "weights": [1]}, "weights must be a list of 2 numbers"),
+    ({"values": [1, 3], "weights": [1, -2]}, "weights must be numbers >= 0, not all 0, got [1, -2]"),
+    ({"values": [1, 3], "weights": [0, 0]}, "not all 0"),
+    ({"values": [1, 3], "p": [1, 1]}, "unknown keys ['p']"),
+])
+def test_bad_listed_integers_are_named(value: dict, message: str) -> None:
+    node = OmegaConf.to_container(compose("collect", ["space=conv2d_net"]).space)
+    node["params"]["kernel"] = value
+    with pytest.raises(CostnetError) as err:
+        load_space(node)
+    assert "space 'conv2d_net', kernel" in str(err.value) and message in str(err.value)
+
+
+def test_outside_names_each_parameter_beyond_the_space() -> None:
+    conv = plan("conv2d_net").space
+    rows = pd.DataFrame({"batch": [8, 64, 8], "size": [56, 56, 14], "channels_in": [64, 64, 4000],
+                         "channels_out": [64, 64, 64], "kernel": [3, 3, 13], "stride": [1, 1, 1],
+                         "padding": ["same", "same", "full"], "bias": [True, True, True],
+                         "activation": ["none", "none", "none"], "groups": [1, 1, 1]})
+    reasons = outside(conv, rows)
+    assert reasons[0] == ""
+    assert reasons[1] == "batch 64 outside [1, 32]"
+    assert "kernel 13 outside [1, 11]" in reasons[2] and "padding full not in" in reasons[2]
+    assert "channels_in 4000 above the cap 2049 (channel_budget 28700 / size)" in reasons[2]
+    depthwise = plan("depthwise").space  # out channels = in x multiplier: not checked against the cap
+    assert outside(depthwise, pd.DataFrame({"channels_in": [8], "channels_out": [4096], "size": [7]}))[0] == ""
+
+
+def test_network_spaces_cover_the_zoo_networks() -> None:
+    """Every layer of the zoo's networks at batch 1 and 32 lies inside the space conf/networks.yaml
+    collects for its op: the network cost models interpolate, never extrapolate."""
+    spaces = {}
+    for overrides in compose("networks").collect.values():
+        space = load_space(compose("collect", list(overrides)).space)
+        spaces[space.op.name] = space
+    for network in NETWORKS:
+        for batch in (1, 32):
+            layers = extract_layers(*build(network, batch, 128))
+            layers = layers[layers["kind"] == "layer"]
+            for op, rows in layers.groupby("op"):
+                reasons = outside(spaces[op], rows)
+                assert (reasons == "").all(), (network, batch, op, reasons[reasons != ""].iloc[0])

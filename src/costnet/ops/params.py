@@ -2,8 +2,10 @@
 
 A space's config (parsed by :mod:`costnet.sampling.params`) gives each of an
 op's parameters an :class:`IntRange` (inclusive integers, uniform or
-log-uniform) or a :class:`Choice` (values drawn uniformly); :class:`Params`
-holds them, with the space's fixed numeric settings, for :meth:`Op.draw`.
+log-uniform) or an :class:`IntSet` (listed integers, optionally weighted) where
+the op wants an integer, or a :class:`Choice` (values drawn uniformly);
+:class:`Params` holds them, with the space's fixed numeric settings, for
+:meth:`Op.draw`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,21 @@ class IntRange:
 
 
 @dataclass(frozen=True)
+class IntSet:
+    """Listed integers drawn with the given weights (sorted, positive, summing to any total)."""
+
+    values: tuple[int, ...]
+    weights: tuple[float, ...]
+
+    def sample(self, rng: np.random.Generator, high: int | None = None) -> int:
+        """Draw one value; ``high`` restricts the draw to values up to it (renormalized), or
+        to the smallest value when none is that small, as :class:`IntRange` never goes below low."""
+        keep = [i for i, v in enumerate(self.values) if high is None or v <= high] or [0]
+        w = np.asarray([self.weights[i] for i in keep], float)
+        return self.values[keep[int(rng.choice(len(keep), p=w / w.sum()))]]
+
+
+@dataclass(frozen=True)
 class Choice:
     """A finite set of values, drawn uniformly."""
 
@@ -48,12 +65,12 @@ class Choice:
 class Params:
     """A space's parsed parameter distributions and fixed settings, by name."""
 
-    values: Mapping[str, IntRange | Choice]
+    values: Mapping[str, IntRange | IntSet | Choice]
     settings: Mapping[str, float]
 
     def int(self, name: str, rng: np.random.Generator, high: int | None = None) -> int:
         dist = self.values[name]
-        assert isinstance(dist, IntRange), name
+        assert isinstance(dist, (IntRange, IntSet)), name
         return dist.sample(rng, high)
 
     def pick(self, name: str, rng: np.random.Generator) -> Any:
