@@ -82,7 +82,8 @@ class Op(ABC):
 
     Subclasses declare the parameters their spaces must give (``ranges`` are
     integer ranges, ``choices`` are lists, ``allowed`` restricts choice values,
-    ``settings`` are positive numbers) and the config columns a sampled
+    ``settings`` are positive numbers; ``optional`` integer parameters may be left out,
+    which draws their default) and the config columns a sampled
     configuration has (``columns``). ``has_params`` is False for layers without
     weights, whose training step can only differentiate their inputs. Network
     extraction maps calls to ``modules`` (or subclasses) with :meth:`from_module`
@@ -95,6 +96,7 @@ class Op(ABC):
     choices: ClassVar[tuple[str, ...]] = ()
     allowed: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
     settings: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     columns: ClassVar[tuple[str, ...]]
     has_params: ClassVar[bool] = True
     modules: ClassVar[tuple[type[nn.Module], ...]] = ()

@@ -18,12 +18,21 @@ from costnet.ops.params import Params
 from costnet.ops.traced import Call, Uncovered, pair
 
 
+def multiple_of(channels: int, multiple: int) -> int:
+    """``channels`` rounded down to a multiple of ``multiple``; counts below it stay as drawn."""
+    return channels if channels < multiple else channels // multiple * multiple
+
+
 class Conv2d(Op):
     """``nn.Conv2d`` with TensorFlow-style 'same'/'valid' padding and an activation.
 
     Sampling follows Justus et al. 2018: kernel 1..min(kmax, size), channels
     1..below ``channel_budget / size``; ``groups`` (a list of ints) makes grouped
     convolutions, channels being rounded down to multiples of the group count.
+    The optional ``channel_multiple`` (default 1; one draw per configuration) rounds each
+    channel count of at least that many down to a multiple of it: networks use channels such as 64 or 192, which
+    vectorized kernels split into whole blocks (oneDNN's 8 or 16 channels), and
+    log-uniform draws almost never give them.
     Every traced ``nn.Conv2d`` (grouped and depthwise ones too) maps onto this op.
     """
 
@@ -31,6 +40,7 @@ class Conv2d(Op):
     ranges = ("batch", "size", "channels", "kernel", "stride")
     choices = ("padding", "bias", "activation", "groups")
     settings = ("channel_budget",)
+    optional = {"channel_multiple": {"values": [1]}}
     allowed = {"padding": PADDINGS, "bias": (True, False), "activation": tuple(ACTIVATIONS)}
     columns = ("batch", "size", "channels_in", "channels_out", "kernel", "stride", "padding",
                "bias", "activation", "groups")
@@ -57,6 +67,8 @@ class Conv2d(Op):
         if groups < 1:
             raise CostnetError(f"conv2d: groups must be >= 1, got {groups}")
         cin, cout = p.int("channels", rng, high=cap), p.int("channels", rng, high=cap)
+        multiple = p.int("channel_multiple", rng)  # one for both, as a network's layers align both
+        cin, cout = multiple_of(cin, multiple), multiple_of(cout, multiple)
         cfg.update(channels_in=groups * max(1, cin // groups),
                    channels_out=groups * max(1, cout // groups), groups=groups)
         return cfg
@@ -127,6 +139,6 @@ class Depthwise(Conv2d):
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         cfg = self._common(p, rng)
-        cin = p.int("channels", rng, high=cfg.pop("_cap"))
+        cin = multiple_of(p.int("channels", rng, high=cfg.pop("_cap")), p.int("channel_multiple", rng))
         cfg.update(channels_in=cin, channels_out=cin * p.int("multiplier", rng), groups=cin)
         return cfg

@@ -46,6 +46,8 @@ class IntSet:
     def sample(self, rng: np.random.Generator, high: int | None = None) -> int:
         """Draw one value; ``high`` restricts the draw to values up to it (renormalized), or
         to the smallest value when none is that small, as :class:`IntRange` never goes below low."""
+        if len(self.values) == 1:  # no draw: a one-value set (a default) leaves the generator as it was
+            return self.values[0]
         keep = [i for i, v in enumerate(self.values) if high is None or v <= high] or [0]
         w = np.asarray([self.weights[i] for i in keep], float)
         return self.values[keep[int(rng.choice(len(keep), p=w / w.sum()))]]

@@ -46,14 +46,16 @@ def load_space(cfg: Mapping[str, Any]) -> Space:
     op = get_op(str(cfg.get("op")))
     given = dict(cfg.get("params") or {})
     expected = set(op.ranges) | set(op.choices) | set(op.settings)
+    if unknown := sorted(set(given) - expected - set(op.optional)):
+        raise CostnetError(f"{where}: unknown parameter(s) {unknown} for op {op.name!r}; "
+                           f"expected {sorted(expected | set(op.optional))}")
     if missing := sorted(expected - set(given)):
         raise CostnetError(f"{where}: missing parameter(s) {missing} for op {op.name!r}")
-    if unknown := sorted(set(given) - expected):
-        raise CostnetError(f"{where}: unknown parameter(s) {unknown} for op {op.name!r}; "
-                           f"expected {sorted(expected)}")
     values: dict[str, Any] = {}
     for key in op.ranges:
         values[key] = parse_range(f"{where}, {key}", given[key])
+    for key, default in op.optional.items():
+        values[key] = parse_range(f"{where}, {key}", given.get(key, default))
     for key in op.choices:
         values[key] = parse_choice(f"{where}, {key}", given[key], op.allowed.get(key))
     settings = {}
