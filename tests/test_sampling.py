@@ -174,3 +174,26 @@ def test_network_spaces_cover_the_zoo_networks() -> None:
             for op, rows in layers.groupby("op"):
                 reasons = outside(spaces[op], rows)
                 assert (reasons == "").all(), (network, batch, op, reasons[reasons != ""].iloc[0])
+
+
+def test_channel_multiple_rounds_both_channels_and_defaults_to_no_draw() -> None:
+    aligned = plan("conv2d", overrides=("+space.params.channel_multiple={values:[16]}",))
+    for cfg in (aligned.config(i) for i in range(500)):
+        for c in (cfg["channels_in"], cfg["channels_out"]):
+            assert c < 16 or c % 16 == 0
+    explicit = plan("conv2d", overrides=("+space.params.channel_multiple={values:[1]}",))
+    default = plan("conv2d")
+    assert [explicit.config(i) for i in range(200)] == [default.config(i) for i in range(200)]
+    net_plan = plan("conv2d_net")
+    net = [net_plan.config(i) for i in range(2000)]
+    wide = [c for c in net if min(c["channels_in"], c["channels_out"]) >= 64]
+    share = np.mean([c["channels_in"] % 64 == 0 and c["channels_out"] % 64 == 0 for c in wide])
+    assert 0.2 < share < 0.45  # multiple 64 drawn with weight 2 of 7; log-uniform counts almost never
+
+
+def test_zero_weight_values_are_never_drawn() -> None:
+    from costnet.ops.params import IntSet
+    s = IntSet((1, 3, 5), (0.0, 1.0, 1.0))
+    rng = np.random.default_rng(0)
+    assert {s.sample(rng) for _ in range(200)} == {3, 5}
+    assert s.sample(rng, high=2) == 3  # nothing drawable below the cap: the smallest drawable value

@@ -29,10 +29,10 @@ class Conv2d(Op):
     Sampling follows Justus et al. 2018: kernel 1..min(kmax, size), channels
     1..below ``channel_budget / size``; ``groups`` (a list of ints) makes grouped
     convolutions, channels being rounded down to multiples of the group count.
-    The optional ``channel_multiple`` (default 1; one draw per configuration) rounds each
-    channel count of at least that many down to a multiple of it: networks use channels such as 64 or 192, which
-    vectorized kernels split into whole blocks (oneDNN's 8 or 16 channels), and
-    log-uniform draws almost never give them.
+    The optional ``channel_multiple`` (default 1; one draw per configuration) rounds both
+    channel counts of at least that many down to a multiple of it: networks use channels
+    such as 64 or 192, which vectorized kernels split into whole blocks (oneDNN's 8 or 16
+    channels), and log-uniform draws almost never give them.
     Every traced ``nn.Conv2d`` (grouped and depthwise ones too) maps onto this op.
     """
 

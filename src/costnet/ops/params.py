@@ -38,17 +38,19 @@ class IntRange:
 
 @dataclass(frozen=True)
 class IntSet:
-    """Listed integers drawn with the given weights (sorted, positive, summing to any total)."""
+    """Listed integers (ascending) drawn with the given weights (>= 0, any positive total)."""
 
     values: tuple[int, ...]
     weights: tuple[float, ...]
 
     def sample(self, rng: np.random.Generator, high: int | None = None) -> int:
         """Draw one value; ``high`` restricts the draw to values up to it (renormalized), or
-        to the smallest value when none is that small, as :class:`IntRange` never goes below low."""
+        to the smallest drawable value when none is that small, as :class:`IntRange` never goes
+        below low."""
         if len(self.values) == 1:  # no draw: a one-value set (a default) leaves the generator as it was
             return self.values[0]
-        keep = [i for i, v in enumerate(self.values) if high is None or v <= high] or [0]
+        drawable = [i for i, w in enumerate(self.weights) if w > 0]
+        keep = [i for i in drawable if high is None or self.values[i] <= high] or drawable[:1]
         w = np.asarray([self.weights[i] for i in keep], float)
         return self.values[keep[int(rng.choice(len(keep), p=w / w.sum()))]]
 
