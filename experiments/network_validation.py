@@ -32,7 +32,7 @@ from costnet.networks.estimate import hardware_features, load_models
 from costnet.networks.validate import repredict, validate, write_report
 from costnet.networks.zoo import NETWORKS
 from costnet.timing import TimingConfig
-from costnet.timing.workload import optimizer_factory, cuda_float32
+from costnet.timing.workload import cuda_float32, optimizer_factory
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[st
 
 
 def _layer_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The runs' per-layer tables as one (without the tracer's ``parents`` lists)."""
     return pd.concat(tables, ignore_index=True).drop(columns=["parents"])
 
 

@@ -43,6 +43,14 @@ class IntSet:
     values: tuple[int, ...]
     weights: tuple[float, ...]
 
+    @property
+    def low(self) -> int:
+        return self.values[0]
+
+    @property
+    def high(self) -> int:
+        return self.values[-1]
+
     def sample(self, rng: np.random.Generator, high: int | None = None) -> int:
         """Draw one value; ``high`` restricts the draw to values up to it (renormalized), or
         to the smallest drawable value when none is that small, as :class:`IntRange` never goes

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from costnet.ops.base import channel_cap
-from costnet.ops.params import Choice, IntRange, IntSet
+from costnet.ops.params import Choice
 from costnet.sampling.space import Space
 
 
@@ -24,10 +24,6 @@ def _columns(space: Space, name: str) -> list[str]:
         return [name]
     derived = "multiplier" in space.params.values
     return [c for c in space.op.columns if c.startswith(f"{name}_") and not (derived and c == "channels_out")]
-
-
-def _bounds(dist: IntRange | IntSet) -> tuple[int, int]:
-    return (dist.low, dist.high) if isinstance(dist, IntRange) else (min(dist.values), max(dist.values))
 
 
 def outside(space: Space, rows: pd.DataFrame) -> pd.Series:
@@ -50,7 +46,7 @@ def outside(space: Space, rows: pd.DataFrame) -> pd.Series:
                 flag(~values.isin(dist.values).to_numpy() & values.notna().to_numpy(),
                      col + " " + values.astype(str) + f" not in {list(dist.values)}")
                 continue
-            low, high = _bounds(dist)
+            low, high = dist.low, dist.high
             values = pd.to_numeric(rows[col], errors="coerce")
             flag(((values < low) | (values > high)).to_numpy(),
                  col + " " + values.map("{:g}".format) + f" outside [{low}, {high}]")
