@@ -125,3 +125,12 @@ def test_a_manifest_cannot_point_outside_its_run(tmp_path: Path) -> None:
     with pytest.raises(CostnetError, match="not a costnet run manifest"):
         read_predictors([run])
     assert not marker.exists()
+
+
+def test_peak_share_is_read_from_the_metadata_and_checked() -> None:
+    model = Predictor(LinearFlops(), {"op": "dense", "peak_share": {"forward": 0.5, "train": 0.25}})
+    assert (model.peak_share("forward"), model.peak_share("train")) == (0.5, 0.25)
+    assert Predictor(LinearFlops(), {"op": "dense"}).peak_share("forward") == 1.0  # not recorded: the peak
+    for bad in ({"forward": -1.0}, {"forward": "fast"}, {"forward": True}, [0.5], 0.5):
+        with pytest.raises(CostnetError, match="peak_share .*damaged artifact"):
+            Predictor(LinearFlops(), {"op": "dense", "peak_share": bad}).peak_share("forward")

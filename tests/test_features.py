@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from costnet.config import compose, repo_root
 from costnet.errors import CostnetError
-from costnet.features.analytical import ANALYTICAL_FEATURES, analytical_features
+from costnet.features.analytical import ALLOCATOR_FEATURES, ANALYTICAL_FEATURES, FRESH_BYTES, analytical_features
 from costnet.features.gpu import GPU_FEATURES, gpu_features, wave_bound_ms
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
@@ -229,10 +229,10 @@ PINNED = {
     "hardware": (RAW + ANALYTICAL + GEMM + HARDWARE + ESTIMATES, LAYER_CATEGORIES + ["hw_interconnect"]),
     "portable": (RAW + ANALYTICAL + GEMM + ["hw_peak_gflops", "hw_bandwidth_gbs"] + ESTIMATES, LAYER_CATEGORIES),
     "gpu": (RAW + ANALYTICAL + GEMM + ESTIMATES[:3] + ["t_bound_ms"] + list(GPU_FEATURES), LAYER_CATEGORIES),
-    # every op's parameters; no GEMM columns (the set predates them)
+    # every op's parameters; no GEMM columns (the set predates them); the allocator's fresh bytes
     "network": (["batch", "size", "kernel", "channels_in", "channels_out", "stride", "groups", "in_features",
                  "out_features", "features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n", "vocab",
-                 "target_size", "p"] + ANALYTICAL,
+                 "target_size", "p"] + ANALYTICAL + ["bytes_fresh"],
                 LAYER_CATEGORIES + ["pool", "fn", "causal", "input_grad"]),
 }
 
@@ -244,6 +244,17 @@ def test_every_feature_set_is_pinned() -> None:
         assert (spec.name, list(spec.numeric), list(spec.categorical), spec.log) == (name, numeric, categorical, True)
     # the blocks computed in Python are the ones the sets name
     assert ANALYTICAL + GEMM == list(ANALYTICAL_FEATURES) and HARDWARE == list(HARDWARE_FEATURES)
+    assert list(ALLOCATOR_FEATURES) == ["bytes_fresh"]
+
+
+def test_fresh_bytes_count_tensors_from_the_mmap_threshold_up() -> None:
+    # elementwise relu over 8 M float32 elements (32 MiB, fresh) and 8 M - 1 (just below)
+    rows = pd.DataFrame({"op": "elementwise", "batch": [1, 1, 1, 1], "features": [2**23, 2**23 - 1, 2**23, 2**23],
+                         "fn": "relu", "mode": ["forward", "forward", "train", "train"],
+                         "optimizer": "none", "input_grad": [True, True, True, False]})
+    fresh = analytical_features(rows)["bytes_fresh"].tolist()
+    # a training step also allocates the input gradient, when the input asks for one
+    assert fresh == [FRESH_BYTES, 0.0, 2 * FRESH_BYTES, FRESH_BYTES]
 
 
 def test_protocols_choose_their_feature_set() -> None:

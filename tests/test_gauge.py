@@ -237,6 +237,9 @@ class _PerGpuConv:
     def __init__(self, gpu: str, ms: float) -> None:
         self.meta, self.ms = {"model": "mlp", "op": "conv2d", "train_devices": [gpu]}, ms
 
+    def peak_share(self, mode: str) -> float:
+        return 1.0
+
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         assert rows["mode"].eq("train").all()
         return np.full(len(rows), self.ms)

@@ -210,3 +210,38 @@ def test_damaged_cache_is_measured_again(tmp_path: Path, monkeypatch: pytest.Mon
     (path,) = (tmp_path / "hardware").glob("*.json")
     path.write_text("{not json")
     assert cached_peaks(torch.device("cpu"), 1, tmp_path) == fake
+
+
+def test_gemm_peak_is_the_faster_of_matmul_and_1x1_convolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MKL's matmul and oneDNN's convolution run the same GEMM at different rates on some CPUs:
+    the peak is the better one (here the stand-in clock makes the convolution twice as fast)."""
+    monkeypatch.setitem(microbench.MATMUL_N, "cpu", 64)
+    seen: list[str] = []
+
+    class Clock:
+        def time_block(self, fn, n: int) -> float:
+            before = len(seen)
+            fn()
+            return 1.0 if len(seen) > before else 2.0  # the convolution (counted below) takes 1 s
+
+    real_conv = torch.nn.functional.conv2d
+
+    def conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        seen.append("conv")
+        assert x.shape == (1, 64, 8, 8) and w.shape == (64, 64, 1, 1)
+        return real_conv(x, w)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", conv)
+    assert microbench._gemm_gflops(torch.device("cpu"), torch.float32, Clock()) == pytest.approx(2 * 64**3 / 1e9)
+    assert seen
+
+
+def test_peaks_of_an_older_probe_are_measured_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(microbench, "measure_peaks", lambda device: {"measured_peak_gflops": 1.0,
+                                                                     "measured_bandwidth_gbs": 2.0})
+    cached_peaks(torch.device("cpu"), 1, tmp_path)
+    monkeypatch.setattr(microbench, "PROBE", microbench.PROBE + 1)
+    monkeypatch.setattr(microbench, "measure_peaks", lambda device: {"measured_peak_gflops": 3.0,
+                                                                     "measured_bandwidth_gbs": 4.0})
+    assert cached_peaks(torch.device("cpu"), 1, tmp_path)["measured_peak_gflops"] == 3.0
+    assert len(list((tmp_path / "hardware").glob("*.json"))) == 2

@@ -170,8 +170,11 @@ class ConstantConv:
     meta = {"model": "mlp", "op": "conv2d"}
     op = "conv2d"
 
-    def __init__(self, ms: float) -> None:
-        self.ms, self.seen = ms, pd.DataFrame()
+    def __init__(self, ms: float, share: float = 1.0) -> None:
+        self.ms, self.share, self.seen = ms, share, pd.DataFrame()
+
+    def peak_share(self, mode: str) -> float:
+        return self.share
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         self.seen = rows
@@ -190,6 +193,9 @@ def test_model_times_below_the_compute_floor_are_raised_to_it() -> None:
     assert convs["source"].str.contains("compute floor").all()
     raw = layer_times(frame, {"conv2d": ConstantConv(1e-9)}, HARDWARE, Setting("forward", compute_floor=False))
     assert (raw.loc[raw["op"] == "conv2d", "time_ms"] == 1e-9).all()
+    # a model whose training rows reached at most a quarter of the peak: its floor is 4x higher
+    quarter = layer_times(frame, {"conv2d": ConstantConv(1e-9, share=0.25)}, HARDWARE, Setting("forward"))
+    assert quarter.loc[quarter["op"] == "conv2d", "time_ms"].to_numpy() == pytest.approx(4 * convs["time_ms"].to_numpy())
 
 
 def test_layer_times_use_models_and_fall_back_to_analytical() -> None:
@@ -236,6 +242,9 @@ def test_repredict_keeps_measured_times_and_changes_predictions() -> None:
     class Constant:
         meta = {"model": "mlp", "op": "conv2d"}
         op = "conv2d"
+
+        def peak_share(self, mode: str) -> float:
+            return 1.0
 
         def predict(self, rows: pd.DataFrame) -> np.ndarray:
             return np.full(len(rows), 3.0)

@@ -23,6 +23,16 @@ from costnet.roofline import compute_ms, memory_ms, paleo_ms, roofline_ms
 ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_out", "params", "flops_fwd", "flops_bwd", "flops_update", "flops",
                        "bytes_in", "bytes_weights", "bytes_out", "bytes", "intensity",
                        "gemm_m", "gemm_n", "gemm_k", "gemm_count", "gemm_tiles", "tile_fill")
+# glibc's malloc serves a request of at least its mmap threshold with a fresh mapping, unmapped
+# again on free, whose pages the kernel faults in and zeroes on first touch; the threshold adapts
+# upwards to at most DEFAULT_MMAP_THRESHOLD_MAX = 4 * 1024 * 1024 * sizeof(long), 32 MiB on 64-bit
+# (glibc, malloc/malloc.c). torch's CPU allocator passes requests to malloc uncached, so a call that
+# allocates a tensor this large pays those faults every time: on the project's CPU (README, "Measured
+# on this CPU") elementwise ops moved 55-170 GB/s on tensors below 32 MiB and 4-7 GB/s above.
+FRESH_BYTES = 32 * 2**20
+# Columns beside ANALYTICAL_FEATURES: bytes of the tensors a call allocates at FRESH_BYTES or more
+# (the output; in train mode also the input gradient, when asked, and the weight gradient).
+ALLOCATOR_FEATURES = ("bytes_fresh",)
 # GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
 # tiles; a partly filled last row or column of tiles costs a whole one ("tile
 # quantization", NVIDIA's Matrix Multiplication Background User's Guide). 128 x 128 is
@@ -44,6 +54,12 @@ def _per_row(value: np.ndarray | float, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=float), (n,))
 
 
+def _fresh(nbytes: np.ndarray | float) -> np.ndarray:
+    """``nbytes`` where one tensor of that size comes from fresh pages (FRESH_BYTES or more), else 0."""
+    nbytes = np.asarray(nbytes, dtype=float)
+    return np.where(nbytes >= FRESH_BYTES, nbytes, 0.0)
+
+
 def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
     """Each row's dtype width; rows without a dtype are float32's (4 bytes), an unknown dtype is an error."""
     if "dtype" not in rows:
@@ -54,7 +70,7 @@ def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
 
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``ANALYTICAL_FEATURES`` for every row of ``frame``."""
-    parts = [pd.DataFrame(columns=list(ANALYTICAL_FEATURES), dtype=float)]
+    parts = [pd.DataFrame(columns=[*ANALYTICAL_FEATURES, *ALLOCATOR_FEATURES], dtype=float)]
     for op, rows in frame.groupby("op", sort=False):
         q = get_op(str(op)).analytical(rows)
         n = len(rows)
@@ -86,11 +102,12 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
             "bytes_in": bytes_in, "bytes_weights": bytes_w, "bytes_out": bytes_out,
             "flops": fwd + np.where(train, bwd + update, 0),
             "bytes": fwd_bytes + np.where(train, bwd_bytes + upd_bytes, 0),
+            "bytes_fresh": _fresh(bytes_out) + np.where(train, input_grad * _fresh(bytes_in) + _fresh(bytes_w), 0),
             **gemm_shape(*(_per_row(v, n) for v in (*q.gemm, q.gemms))),
         }
         parts.append(pd.DataFrame({name: _per_row(value, n) for name, value in values.items()}, index=rows.index))
     # one frame per op, put together once (a .loc assignment per column and op cost 7 ms a call)
-    out = pd.concat(parts).reindex(index=frame.index, columns=list(ANALYTICAL_FEATURES)).astype(float)
+    out = pd.concat(parts).reindex(index=frame.index, columns=[*ANALYTICAL_FEATURES, *ALLOCATOR_FEATURES]).astype(float)
     out["intensity"] = out["flops"] / out["bytes"].clip(lower=1)
     return out
 

@@ -13,6 +13,7 @@ parameters). Loading it parses JSON and arrays only; nothing in the file can run
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,16 @@ class Predictor:
     @property
     def op(self) -> str:
         return str(self.meta["op"])
+
+    def peak_share(self, mode: str) -> float:
+        """The largest share of its device's peak FLOP/s a training row of ``mode`` reached
+        (:func:`costnet.features.roof.fastest_share`); 1 when the artifact does not record it."""
+        shares = self.meta.get("peak_share") or {}
+        value = shares.get(mode, 1.0) if isinstance(shares, Mapping) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise CostnetError(f"the {self.op} model's peak_share for mode {mode!r} is not a positive number "
+                               f"(peak_share: {shares!r}): a damaged artifact")
+        return float(value)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted time per call (ms) of each row; every row must be of the model's op

@@ -151,7 +151,8 @@ class Setting:
     ppp_mem: float = 1.0
     # No layer runs faster than its FLOPs at the device's peak (the compute roof of the
     # roofline model, Williams et al. 2009), counting the fewest FLOPs a known algorithm needs
-    # (Op.fast_algorithm_factor: Winograd convolutions): a prediction below it is raised to it.
+    # (Op.fast_algorithm_factor: Winograd convolutions), times the largest share of peak its
+    # model's training rows reached (costnet.features.roof): a prediction below it is raised to it.
     # Only the compute roof: a layer whose tensors stay in cache beats the DRAM bandwidth.
     compute_floor: bool = True
     # Per kernel-running call, how much a separately timed call exceeds its share of one whole
@@ -236,7 +237,8 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
                 raise CostnetError(f"the {op} model predicts {predicted[bad][0]!r} ms for {int(bad.sum())} "
                                    f"layer(s), e.g. {names[0]!r}: not a time")
             fast = get_op(str(op)).fast_algorithm_factor(rows)[same]  # e.g. Winograd convolutions
-            floor = compute_ms(flops / fast, peak) if setting.compute_floor else np.zeros(len(flops))
+            share = models[op].peak_share(setting.row_mode)
+            floor = compute_ms(flops / fast, peak * share) if setting.compute_floor else np.zeros(len(flops))
             source = f"model:{models[op].meta.get('model', 'model')}{how}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)

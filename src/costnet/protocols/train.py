@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from costnet.config import compose, conf_dir, int_option
 from costnet.data.store import atomic_write_bytes, staged_dir
 from costnet.errors import CostnetError
+from costnet.features.roof import fastest_share
 from costnet.features.transform import FeatureSet, enrich
 from costnet.nets.estimators import Estimator, Monitor, measured_times
 from costnet.nets.predictor import Predictor
@@ -92,6 +93,7 @@ class Run:
         meta = {"op": self.op, "model": model, "protocol": self.cfg.protocol.name, "fold": fold.name,
                 "k": k, "train_devices": train_devices, "test_devices": list(fold.test_devices),
                 "train_modes": sorted(set(fold.train["mode"].astype(str))) if "mode" in fold.train else [],
+                "peak_share": fastest_share(fold.train),
                 "features": self.cfg.features.name, "config": OmegaConf.to_container(self.cfg, resolve=True)}
         Predictor(est, meta).save(self.out / path)
         self.manifest.append({"path": str(path), "op": self.op, "model": model, "fold": fold.name, "k": k,
