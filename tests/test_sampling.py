@@ -162,18 +162,21 @@ def test_outside_names_each_parameter_beyond_the_space() -> None:
 
 def test_network_spaces_cover_the_zoo_networks() -> None:
     """Every layer of the zoo's networks at batch 1 and 32 lies inside the space conf/networks.yaml
-    collects for its op: the network cost models interpolate, never extrapolate."""
-    spaces = {}
+    collects for its op (one of them, where an op has several): the network cost models
+    interpolate, never extrapolate."""
+    spaces: dict[str, list] = {}
     for overrides in compose("networks").collect.values():
         space = load_space(compose("collect", list(overrides)).space)
-        spaces[space.op.name] = space
+        spaces.setdefault(space.op.name, []).append(space)
+    assert len(spaces["conv2d"]) == 2  # conv2d_net and conv2d_wide
     for network in NETWORKS:
         for batch in (1, 32):
             layers = extract_layers(*build(network, batch, 128))
             layers = layers[layers["kind"] == "layer"]
             for op, rows in layers.groupby("op"):
-                reasons = outside(spaces[op], rows)
-                assert (reasons == "").all(), (network, batch, op, reasons[reasons != ""].iloc[0])
+                reasons = [outside(space, rows) for space in spaces[op]]
+                covered = np.logical_or.reduce([r == "" for r in reasons])
+                assert covered.all(), (network, batch, op, reasons[0][~covered].iloc[0])
 
 
 def test_channel_multiple_rounds_both_channels_and_defaults_to_no_draw() -> None:

@@ -24,15 +24,17 @@ from costnet.timing.workload import optimizer_factory
 
 def cost_models(cfg: DictConfig, out: Path) -> DictConfig:
     """Collect and train the per-op cost models into ``out`` (data/ and train/<op>/): the
-    entries of conf/networks.yaml for ``cfg.ops`` (all when null), each collect entry with
-    ``cfg.collect[op]`` and ``cfg.every.collect`` added, each train entry with
+    entries of conf/networks.yaml for ``cfg.ops`` (all when null: then also the collect entries
+    of an op's further spaces, such as conv2d_wide), each collect entry with
+    ``cfg.collect[name]`` and ``cfg.every.collect`` added, each train entry with
     ``cfg.every.train``. Returns the job's config."""
     job = compose("networks", [f"out={out}", f"seed={cfg.seed}"])
-    ops = list(cfg.ops) if cfg.ops else list(job.collect)
+    ops = list(cfg.ops) if cfg.ops else list(job.train)
     if unknown := sorted(set(ops) - (set(job.collect) & set(job.train))):
         raise CostnetError(f"{cfg.name}: ops {unknown} have no collect and train entries in conf/networks.yaml")
     extra = cfg.get("collect") or {}
-    job.collect = {op: [*job.collect[op], *extra.get(op, []), *cfg.every.collect] for op in ops}
+    collected = ops if cfg.ops else list(job.collect)
+    job.collect = {name: [*job.collect[name], *extra.get(name, []), *cfg.every.collect] for name in collected}
     job.train = {op: [*job.train[op], *cfg.every.train, f"tracking.group={cfg.name}"] for op in ops}
     run_job(job)
     return job
