@@ -49,7 +49,8 @@ class Predictor:
 
     def peak_share(self, mode: str) -> float:
         """The largest share of its device's peak FLOP/s a training row of ``mode`` reached
-        (:func:`costnet.features.roof.fastest_share`); 1 when the artifact does not record it."""
+        (:func:`costnet.features.roof.fastest_share`); 1 (the device's peak) when the artifact does not
+        record it: artifacts of streamed training and of costnet before it."""
         shares = self.meta.get("peak_share") or {}
         value = shares.get(mode, 1.0) if isinstance(shares, Mapping) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
