@@ -13,6 +13,7 @@ import pytest
 
 from costnet.collect.runner import collect
 from costnet.config import compose, repo_root
+from costnet.nets.predictor import load_predictor
 from tests.conftest import FAST, TINY_DENSE, needs_justus, run_cli
 from tests.wandb_offline import read_run
 
@@ -49,6 +50,10 @@ def test_train_then_evaluate_on_justus(tmp_path: Path, protocol: str) -> None:
     assert list((run / "plots").glob("*.png")) and (run / "logs").is_dir()
 
     artifact = run / plain[0]["path"]
+    # the fastest share of peak its training rows reached, per mode: the compute floor of
+    # whole-network prediction (costnet.features.roof)
+    shares = load_predictor(artifact).meta["peak_share"]
+    assert set(shares) == {"forward", "train"} and all(0 < v < 1 for v in shares.values())
     scores, preds = tmp_path / "scores.json", tmp_path / "pred.parquet"
     done = cli("evaluate", f"model={artifact}", "dataset=justus2018", f"dataset.path={JUSTUS}",
                "devices=[V100,K80]", f"out={scores}", f"predictions={preds}")
