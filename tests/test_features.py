@@ -232,7 +232,7 @@ PINNED = {
     # every op's parameters; no GEMM columns (the set predates them); the allocator's fresh bytes
     "network": (["batch", "size", "kernel", "channels_in", "channels_out", "stride", "groups", "in_features",
                  "out_features", "features", "rows", "seq_len", "heads", "head_dim", "m", "k", "n", "vocab",
-                 "target_size", "p"] + ANALYTICAL + ["bytes_fresh"],
+                 "target_size", "p"] + ANALYTICAL + ["bytes_fresh", "matrix_vector"],
                 LAYER_CATEGORIES + ["pool", "fn", "causal", "input_grad"]),
 }
 
@@ -244,7 +244,7 @@ def test_every_feature_set_is_pinned() -> None:
         assert (spec.name, list(spec.numeric), list(spec.categorical), spec.log) == (name, numeric, categorical, True)
     # the blocks computed in Python are the ones the sets name
     assert ANALYTICAL + GEMM == list(ANALYTICAL_FEATURES) and HARDWARE == list(HARDWARE_FEATURES)
-    assert list(ALLOCATOR_FEATURES) == ["bytes_fresh"]
+    assert list(ALLOCATOR_FEATURES) == ["bytes_fresh", "matrix_vector"]
 
 
 def test_fresh_bytes_count_tensors_from_the_mmap_threshold_up() -> None:
@@ -255,6 +255,12 @@ def test_fresh_bytes_count_tensors_from_the_mmap_threshold_up() -> None:
     fresh = analytical_features(rows)["bytes_fresh"].tolist()
     # a training step also allocates the input gradient, when the input asks for one
     assert fresh == [FRESH_BYTES, 0.0, 2 * FRESH_BYTES, FRESH_BYTES]
+
+
+def test_matrix_vector_marks_gemms_of_one_output_row() -> None:
+    rows = pd.DataFrame({"op": "dense", "batch": [1, 2], "in_features": 4096, "out_features": 4096, "bias": True,
+                         "activation": "none", "mode": "forward", "optimizer": "none", "input_grad": False})
+    assert analytical_features(rows)["matrix_vector"].tolist() == [1.0, 0.0]
 
 
 def test_protocols_choose_their_feature_set() -> None:

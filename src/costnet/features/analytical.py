@@ -30,9 +30,12 @@ ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_ou
 # allocates a tensor this large pays those faults every time: on the project's CPU (README, "Measured
 # on this CPU") elementwise ops moved 55-170 GB/s on tensors below 32 MiB and 4-7 GB/s above.
 FRESH_BYTES = 32 * 2**20
-# Columns beside ANALYTICAL_FEATURES: bytes of the tensors a call allocates at FRESH_BYTES or more
-# (the output; in train mode also the input gradient, when asked, and the weight gradient).
-ALLOCATOR_FEATURES = ("bytes_fresh",)
+# Columns beside ANALYTICAL_FEATURES, for the CPU library paths: ``bytes_fresh``, the bytes of the
+# tensors a call allocates at FRESH_BYTES or more (the output; in train mode also the input
+# gradient, when asked, and the weight gradient); ``matrix_vector``, 1 where the GEMM has one output
+# row, which BLAS runs as a matrix-vector product (GEMV): on the project's CPU a dense layer at batch
+# 1 read its weights at 25-30 GB/s, at batch 2-16 at 9-15 GB/s (README, "Measured on this CPU").
+ALLOCATOR_FEATURES = ("bytes_fresh", "matrix_vector")
 # GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
 # tiles; a partly filled last row or column of tiles costs a whole one ("tile
 # quantization", NVIDIA's Matrix Multiplication Background User's Guide). 128 x 128 is
@@ -109,6 +112,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     # one frame per op, put together once (a .loc assignment per column and op cost 7 ms a call)
     out = pd.concat(parts).reindex(index=frame.index, columns=[*ANALYTICAL_FEATURES, *ALLOCATOR_FEATURES]).astype(float)
     out["intensity"] = out["flops"] / out["bytes"].clip(lower=1)
+    out["matrix_vector"] = (out["gemm_m"] == 1).astype(float)
     return out
 
 
