@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from costnet.config import compose, repo_root
 from costnet.errors import CostnetError
-from costnet.features.analytical import ALLOCATOR_FEATURES, ANALYTICAL_FEATURES, FRESH_BYTES, analytical_features
+from costnet.features.analytical import CPU_PATH_FEATURES, ANALYTICAL_FEATURES, FRESH_BYTES, analytical_features
 from costnet.features.gpu import GPU_FEATURES, gpu_features, wave_bound_ms
 from costnet.features.hardware import HARDWARE_FEATURES
 from costnet.features.transform import FeatureSet, FeatureTransform, enrich
@@ -244,7 +244,7 @@ def test_every_feature_set_is_pinned() -> None:
         assert (spec.name, list(spec.numeric), list(spec.categorical), spec.log) == (name, numeric, categorical, True)
     # the blocks computed in Python are the ones the sets name
     assert ANALYTICAL + GEMM == list(ANALYTICAL_FEATURES) and HARDWARE == list(HARDWARE_FEATURES)
-    assert list(ALLOCATOR_FEATURES) == ["bytes_fresh", "matrix_vector"]
+    assert list(CPU_PATH_FEATURES) == ["bytes_fresh", "matrix_vector"]
 
 
 def test_fresh_bytes_count_tensors_from_the_mmap_threshold_up() -> None:

@@ -35,7 +35,7 @@ FRESH_BYTES = 32 * 2**20
 # gradient, when asked, and the weight gradient); ``matrix_vector``, 1 where the GEMM has one output
 # row, which BLAS runs as a matrix-vector product (GEMV): on the project's CPU a dense layer at batch
 # 1 read its weights at 25-30 GB/s, at batch 2-16 at 9-15 GB/s (README, "Measured on this CPU").
-ALLOCATOR_FEATURES = ("bytes_fresh", "matrix_vector")
+CPU_PATH_FEATURES = ("bytes_fresh", "matrix_vector")
 # GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
 # tiles; a partly filled last row or column of tiles costs a whole one ("tile
 # quantization", NVIDIA's Matrix Multiplication Background User's Guide). 128 x 128 is
@@ -73,7 +73,7 @@ def _bytes_per_element(rows: pd.DataFrame) -> np.ndarray | float:
 
 def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
     """The columns of ``ANALYTICAL_FEATURES`` for every row of ``frame``."""
-    parts = [pd.DataFrame(columns=[*ANALYTICAL_FEATURES, *ALLOCATOR_FEATURES], dtype=float)]
+    parts = [pd.DataFrame(columns=[*ANALYTICAL_FEATURES, *CPU_PATH_FEATURES], dtype=float)]
     for op, rows in frame.groupby("op", sort=False):
         q = get_op(str(op)).analytical(rows)
         n = len(rows)
@@ -110,7 +110,7 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         }
         parts.append(pd.DataFrame({name: _per_row(value, n) for name, value in values.items()}, index=rows.index))
     # one frame per op, put together once (a .loc assignment per column and op cost 7 ms a call)
-    out = pd.concat(parts).reindex(index=frame.index, columns=[*ANALYTICAL_FEATURES, *ALLOCATOR_FEATURES]).astype(float)
+    out = pd.concat(parts).reindex(index=frame.index, columns=[*ANALYTICAL_FEATURES, *CPU_PATH_FEATURES]).astype(float)
     out["intensity"] = out["flops"] / out["bytes"].clip(lower=1)
     out["matrix_vector"] = (out["gemm_m"] == 1).astype(float)
     return out
