@@ -20,10 +20,12 @@ from costnet.features.analytical import analytical_features
 from costnet.ops import OPS
 
 
-def fewest_flops(rows: pd.DataFrame) -> np.ndarray:
+def fewest_flops(rows: pd.DataFrame, flops: np.ndarray | None = None) -> np.ndarray:
     """Each row's FLOPs (of its step: forward, or forward, backward and update in train mode)
-    divided by the factor the fastest known algorithm for it saves."""
-    flops = analytical_features(rows)["flops"].to_numpy(float)
+    divided by the factor the fastest known algorithm for it saves; ``flops``, when given, are
+    the rows' ``analytical_features`` FLOPs already computed. The training-time share and the
+    prediction-time floor both count FLOPs here, so the two stay alike."""
+    flops = analytical_features(rows)["flops"].to_numpy(float) if flops is None else np.asarray(flops, float)
     fast = np.ones(len(rows))
     for op, index in rows.groupby("op", sort=False).indices.items():
         fast[index] = OPS[str(op)].fast_algorithm_factor(rows.iloc[index])

@@ -25,6 +25,7 @@ import torch
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
 from costnet.features.hardware import from_catalog, from_record, spec_sheet_hardware
+from costnet.features.roof import fewest_flops
 from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
@@ -236,9 +237,9 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
                 names = table.loc[index, "name"].astype(str).to_numpy()[bad]
                 raise CostnetError(f"the {op} model predicts {predicted[bad][0]!r} ms for {int(bad.sum())} "
                                    f"layer(s), e.g. {names[0]!r}: not a time")
-            fast = get_op(str(op)).fast_algorithm_factor(rows)[same]  # e.g. Winograd convolutions
+            fewest = fewest_flops(rows, extra["flops"].to_numpy(float))[same]  # e.g. Winograd convolutions
             share = models[op].peak_share(setting.row_mode)
-            floor = compute_ms(flops / fast, peak * share) if setting.compute_floor else np.zeros(len(flops))
+            floor = compute_ms(fewest, peak * share) if setting.compute_floor else np.zeros(len(flops))
             source = f"model:{models[op].meta.get('model', 'model')}{how}"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
