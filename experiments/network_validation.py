@@ -32,7 +32,7 @@ from costnet.networks.estimate import hardware_features, load_models
 from costnet.networks.validate import repredict, validate, write_report
 from costnet.networks.zoo import NETWORKS
 from costnet.timing import TimingConfig
-from costnet.timing.workload import cuda_float32, optimizer_factory
+from costnet.timing.workload import cuda_float32
 
 
 def main() -> None:
@@ -67,7 +67,7 @@ def main() -> None:
                                     models, hardware, args.optimizer)
     else:
         summary, layers = validate(args.networks, args.batches, args.modes, models, hardware, timing,
-                                   optimizer_factory(cfg.optimizers), args.optimizer, out=args.out,
+                                   OmegaConf.to_container(cfg.optimizers, resolve=True), args.optimizer, out=args.out,
                                    device=torch.device(args.device))
     print(write_report(summary, layers, args.out, header))
 

@@ -297,6 +297,20 @@ def test_cuda_runs_are_keyed_by_tf32_and_cpu_keys_stay() -> None:
     assert run_key(gpu, "hw") != run_key(cpu, "hw")
 
 
+def test_runs_with_training_rows_are_keyed_by_the_training_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omegaconf import OmegaConf
+
+    from costnet.collect import runner
+    from costnet.config import compose
+
+    both = compose("collect", [])
+    forward = OmegaConf.merge(both, {"modes": {"forward": 1.0, "train": 0.0}})
+    keys = (runner.run_key(both, "hw"), runner.run_key(forward, "hw"))
+    monkeypatch.setattr(runner, "TRAIN_STEP", runner.TRAIN_STEP + 1)
+    # another training step never resumes a run with training rows; forward-only runs keep their key
+    assert runner.run_key(both, "hw") != keys[0] and runner.run_key(forward, "hw") == keys[1]
+
+
 @pytest.mark.parametrize("tf32", [False, True])
 def test_cuda_float32_sets_both_tf32_switches(tf32: bool) -> None:
     import torch

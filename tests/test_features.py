@@ -257,6 +257,17 @@ def test_fresh_bytes_count_tensors_from_the_mmap_threshold_up() -> None:
     assert fresh == [FRESH_BYTES, 0.0, 2 * FRESH_BYTES, FRESH_BYTES]
 
 
+def test_an_in_place_call_allocates_no_fresh_output() -> None:
+    # ReLU(inplace=True) over 32 MiB writes into its input; its training step still allocates the
+    # input gradient. Rows without the column (every collected row) are out of place.
+    rows = pd.DataFrame({"op": "elementwise", "batch": 1, "features": 2**23, "fn": "relu",
+                         "mode": ["forward", "forward", "train"], "optimizer": "none", "input_grad": True,
+                         "inplace": [False, True, True]})
+    assert analytical_features(rows)["bytes_fresh"].tolist() == [FRESH_BYTES, 0.0, FRESH_BYTES]
+    assert analytical_features(rows.drop(columns="inplace"))["bytes_fresh"].tolist() == \
+        [FRESH_BYTES, FRESH_BYTES, 2 * FRESH_BYTES]
+
+
 def test_matrix_vector_marks_gemms_of_one_output_row() -> None:
     rows = pd.DataFrame({"op": "dense", "batch": [1, 2], "in_features": 4096, "out_features": 4096, "bias": True,
                          "activation": "none", "mode": "forward", "optimizer": "none", "input_grad": False})

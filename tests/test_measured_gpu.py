@@ -15,7 +15,7 @@ from torch import nn
 
 from costnet.config import compose
 from costnet.errors import CostnetError
-from costnet.networks.measure import first_tensor, time_network
+from costnet.networks.measure import first_tensor, time_network, time_network_fresh
 from costnet.timing import TimingConfig
 from costnet.timing.workload import optimizer_factory
 from experiments.measure_neusight_ops import SHAPES, _call, sample_shapes, time_shapes
@@ -56,6 +56,13 @@ def test_an_unknown_step_kind_is_refused() -> None:
     with pytest.raises(CostnetError, match="'backward'"):
         time_network(nn.Linear(2, 2), torch.rand(1, 2), "backward", optimizer_factory(OPTIMIZERS), "sgd", FAST,
                      torch.device("cpu"))
+
+
+def test_a_zoo_network_is_timed_in_a_fresh_process_and_its_errors_come_back() -> None:
+    stats = time_network_fresh("transformer_block", 1, "forward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"))
+    assert stats["time_median_ms"] > 0 and stats["n_runs"] == 2
+    with pytest.raises(CostnetError, match="'backward'"):
+        time_network_fresh("transformer_block", 1, "backward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("name, parsed", [

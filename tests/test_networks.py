@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
-from costnet.networks.estimate import Setting, layer_times, network_time, op_rows
+from costnet.networks.estimate import Setting, distinct_rows, layer_times, network_time, op_rows
 from costnet.networks.extract import extract_layers
 from costnet.networks.validate import repredict
 from costnet.networks.zoo import NETWORKS, build_network, example_input
@@ -82,6 +82,36 @@ def test_fx_and_hooks_find_the_same_layers() -> None:
     assert len(wide) == 1 and wide["channels_in"].item() == 8 * 7 and wide["kernel"].item() == 1
     assert not fx["input_grad"].iloc[0]  # the stem reads only the network's input
     assert fx["input_grad"].iloc[1:].all()
+
+
+class InPlace(nn.Module):
+    """Elementwise calls written every way PyTorch writes into an input, and two that do not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act, self.out = nn.ReLU(inplace=True), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.act(x * x)  # mul out of place; the module in place
+        y = nn.functional.relu(y, inplace=True)
+        y += x
+        y = y.add_(x)
+        y = torch.relu_(y)
+        return self.out(y + x)  # add and module out of place
+
+
+@pytest.mark.parametrize("method", ["fx", "hooks"])
+def test_in_place_calls_are_marked(method: str) -> None:
+    frame = extract_layers(InPlace(), torch.randn(2, 8), method)
+    calls = frame[frame["op"] == "elementwise"]
+    assert calls["fn"].tolist() == ["mul", "relu", "relu", "add", "add", "relu", "add", "relu"]
+    # fx's proxies have no __iadd__: Python falls back to __add__, so fx records `y += x` as `y + x`
+    augmented = method == "hooks"
+    assert calls["inplace"].tolist() == [False, True, True, augmented, True, True, False, False]
+    # an in-place layer is a configuration of its own, featurized without a fresh output
+    rows = op_rows(calls, "elementwise", {"mode": "forward", "dtype": "float32", "optimizer": "none"})
+    distinct, same = distinct_rows(rows, "elementwise")
+    assert len(distinct) == 5 and same[1] == same[2] != same[7] and same[4] != same[6]
 
 
 def test_untraceable_module_falls_back_to_hooks() -> None:

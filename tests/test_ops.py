@@ -14,7 +14,7 @@ from costnet.errors import CostnetError
 from costnet.ops import FUNCTION_OPS, MODULE_OPS, OPS, function_op, get_op, module_op, output_size
 from costnet.ops.base import padding_total
 from costnet.sampling.space import Plan, load_space
-from costnet.timing.workload import make_workload, materialize
+from costnet.timing.workload import _train_workload, make_workload, materialize
 from tests.test_sampling import SPACES
 
 CPU = torch.device("cpu")
@@ -47,6 +47,19 @@ def test_builds_and_steps_in_both_modes(space: str) -> None:
             work.step()
         seen.add(c["mode"])
     assert seen == {"forward", "train"}
+
+
+def test_a_training_row_backpropagates_a_fixed_output_gradient() -> None:
+    # the step takes no loss of the output: the gradient it hands back is given, the same every
+    # step, uniform in [-1, 1) (a mean-squared-error loss over these 64 outputs would give at most 4 / 64)
+    x = torch.linspace(-1, 1, 64).reshape(4, 16)
+    work = _train_workload(nn.ReLU(), (x,), True, optimizer_factory(compose("collect").optimizers), "sgd")
+    work.step()
+    first = x.grad.clone()
+    work.step()
+    assert torch.equal(x.grad, first)
+    assert ((first != 0) == (x > 0)).all()
+    assert first.abs().max() > 0.5
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding", [

@@ -8,7 +8,9 @@ import pytest
 
 from costnet.errors import CostnetError
 from costnet.networks.estimate import Setting
-from costnet.networks.overhead import GAP_ROW, fit_kernel_gap, kernel_calls, with_kernel_gap
+from costnet.networks.overhead import (GAP_ROW, RATIO_ROW, fit_kernel_gap, fit_pass_ratio, kernel_calls,
+                                      with_kernel_gap, with_pass_ratio)
+from costnet.networks.validate import pass_ratios, with_pass_ratio_lono
 from costnet.reproduce.workloads import with_fitted_gap
 
 
@@ -69,3 +71,40 @@ def test_predict_model_takes_the_gap_off_once_per_kernel() -> None:
     calls = kernel_calls(plain.layers)
     assert calls == 3 and gapped.batch_ms == pytest.approx(plain.batch_ms - 3e-4)
     assert (gapped.layers["name"] == GAP_ROW).sum() == 1
+
+
+def test_the_pass_ratio_is_the_median_whole_over_sum() -> None:
+    # whole / sum: 1.2, 1.1, 0.5 (a disturbed pass), 1.15; non-positive or missing passes are left out
+    assert fit_pass_ratio([100, 200, 80, 40, 0, np.nan], [120, 220, 40, 46, 5, 3]) == pytest.approx(1.125)
+    with pytest.raises(CostnetError, match="measured both ways"):
+        fit_pass_ratio([1.0], [1.0, 2.0])
+    with pytest.raises(CostnetError, match="no pass"):
+        fit_pass_ratio([0.0], [1.0])
+
+
+def test_the_pass_ratio_is_one_row_scaling_the_total() -> None:
+    table = pd.DataFrame({"name": ["fc", "act"], "op": ["dense", "elementwise"], "kind": "layer",
+                          "time_ms": [3.0, 1.0], "flops": [1.0, 0.0], "source": "model"})
+    scaled = with_pass_ratio(table, 1.25)
+    assert scaled["time_ms"].sum() == pytest.approx(5.0) and scaled["name"].iloc[-1] == RATIO_ROW
+    assert len(table) == 2  # the input is left as it was
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True, "1.1"])
+def test_a_pass_ratio_that_is_not_a_positive_number_is_refused(bad: object) -> None:
+    with pytest.raises(CostnetError, match="pass_ratio"):
+        Setting("forward", pass_ratio=bad)
+
+
+def test_the_validated_pass_ratio_never_sees_the_predicted_network() -> None:
+    summary = pd.DataFrame({"network": ["a", "a", "b", "c", "c"], "mode": ["forward", "train", "forward", "forward",
+                                                                           "train"],
+                            "whole_ms": [10.0, 10.0, 30.0, 40.0, 8.0], "layer_sum_ms": [5.0, 10.0, 20.0, 20.0, 10.0],
+                            "predicted_ms": [4.0, 10.0, 20.0, 10.0, 10.0]})
+    out = with_pass_ratio_lono(summary)
+    # a forward: median of b's 1.5 and c's 2.0; b forward: a's 2.0 and c's 2.0; a train: c's 0.8
+    assert out["pass_ratio"].tolist()[:4] == pytest.approx([1.75, 0.8, 2.0, 1.75])
+    assert out["predicted_ratio_ms"].iloc[0] == pytest.approx(7.0)
+    assert out["pred_error_ratio"].iloc[0] == pytest.approx(-0.3)
+    assert out["pass_ratio"].iloc[4] == pytest.approx(1.0)  # c train: a's 1.0
+    assert pass_ratios(summary) == pytest.approx({"forward": 2.0, "train": 0.9})

@@ -21,7 +21,7 @@ COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
 
 def _task(cfg: DictConfig) -> None:
     setting = Setting(str(cfg.mode), str(cfg.optimizer), str(cfg.dtype), float_option(cfg, "ppp_comp"),
-                      float_option(cfg, "ppp_mem"), bool(cfg.compute_floor), cfg.kernel_gap_ms)
+                      float_option(cfg, "ppp_mem"), bool(cfg.compute_floor), cfg.kernel_gap_ms, cfg.pass_ratio)
     batch_size, dataset_size = int_option(cfg, "batch_size"), int_option(cfg, "dataset_size")
     top = int_option(cfg, "top", minimum=0)
     if cfg.out:

@@ -32,7 +32,7 @@ from costnet.hardware import fingerprint, software_versions
 from costnet.sampling.space import Plan, load_space
 from costnet.timing import TimingConfig, clock_for, make_workload, measure, torch_dtype
 from costnet.timing.interference import Probe, others_cores
-from costnet.timing.workload import OptimizerFactory, cuda_float32, optimizer_factory
+from costnet.timing.workload import TRAIN_STEP, OptimizerFactory, cuda_float32, optimizer_factory
 
 
 @dataclass
@@ -117,6 +117,8 @@ def run_key(cfg: DictConfig, hardware_id: str) -> str:
     keyed = {k: OmegaConf.to_container(cfg[k], resolve=True) if OmegaConf.is_config(cfg[k]) else cfg[k]
              for k in ("space", "timing", "modes", "optimizers", "dtypes", "seed", "memory_budget_gb")}
     keyed["hardware_id"] = hardware_id
+    if (keyed["modes"] or {}).get("train", 0) > 0:  # runs with training rows only: forward-only keys stay valid
+        keyed["train_step"] = TRAIN_STEP
     if cfg.get("use_optimizers"):  # only when set, so the keys of earlier runs stay valid
         keyed["use_optimizers"] = list(cfg.use_optimizers)
     if str(cfg.device).startswith("cuda"):  # CUDA runs only, so the keys of CPU runs stay valid:

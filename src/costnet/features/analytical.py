@@ -31,8 +31,8 @@ ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_ou
 # on this CPU") elementwise ops moved 55-170 GB/s on tensors below 32 MiB and 4-7 GB/s above.
 FRESH_BYTES = 32 * 2**20
 # Columns beside ANALYTICAL_FEATURES, for the CPU library paths: ``bytes_fresh``, the bytes of the
-# tensors a call allocates at FRESH_BYTES or more (the output; in train mode also the input
-# gradient, when asked, and the weight gradient); ``matrix_vector``, 1 where the GEMM has one output
+# tensors a call allocates at FRESH_BYTES or more (the output, unless the call writes into its
+# input, ``inplace``; in train mode also the input gradient, when asked, and the weight gradient); ``matrix_vector``, 1 where the GEMM has one output
 # row, which BLAS runs as a matrix-vector product (GEMV): on the project's CPU a dense layer at batch
 # 1 read its weights at 25-30 GB/s, at batch 2-16 at 9-15 GB/s (README, "Measured on this CPU").
 CPU_PATH_FEATURES = ("bytes_fresh", "matrix_vector")
@@ -81,6 +81,8 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
         train = (rows["mode"] == "train").to_numpy()
         input_grad = rows["input_grad"].astype(float).to_numpy() if "input_grad" in rows else np.zeros(n)
         input_grad = input_grad * q.differentiable
+        # collected rows are out of place; a network's layer may write into its input (ReLU(inplace=True))
+        inplace = rows["inplace"].astype(bool).to_numpy() if "inplace" in rows else np.zeros(n, bool)
         optimizer = rows["optimizer"].fillna("none")
         width = _bytes_per_element(rows)
         has_params = (params > 0).astype(float)
@@ -105,7 +107,8 @@ def analytical_features(frame: pd.DataFrame) -> pd.DataFrame:
             "bytes_in": bytes_in, "bytes_weights": bytes_w, "bytes_out": bytes_out,
             "flops": fwd + np.where(train, bwd + update, 0),
             "bytes": fwd_bytes + np.where(train, bwd_bytes + upd_bytes, 0),
-            "bytes_fresh": _fresh(bytes_out) + np.where(train, input_grad * _fresh(bytes_in) + _fresh(bytes_w), 0),
+            "bytes_fresh": np.where(inplace, 0.0, _fresh(bytes_out))
+            + np.where(train, input_grad * _fresh(bytes_in) + _fresh(bytes_w), 0),
             **gemm_shape(*(_per_row(v, n) for v in (*q.gemm, q.gemms))),
         }
         parts.append(pd.DataFrame({name: _per_row(value, n) for name, value in values.items()}, index=rows.index))

@@ -34,7 +34,8 @@ def predict_model(model: nn.Module, example_inputs: torch.Tensor | tuple[torch.T
     only shapes are read) on ``hardware`` (a catalog name, ``local``, or a GPU of the spec-sheet
     file ``hardware_specs``), from ``models`` (predictors by op, or artifact files and
     costnet-train run directories). ``mode``: forward, forward_backward or train; ``analytical``:
-    ``ppp_comp``, ``ppp_mem``, ``compute_floor``, ``kernel_gap_ms`` of :class:`costnet.networks.estimate.Setting`."""
+    ``ppp_comp``, ``ppp_mem``, ``compute_floor``, ``kernel_gap_ms``, ``pass_ratio`` of
+    :class:`costnet.networks.estimate.Setting`."""
     setting = Setting(mode, optimizer, dtype, **analytical)
     device = hardware_features(hardware, Path(hardware_specs) if hardware_specs else None)
     chosen = dict(models) if isinstance(models, Mapping) else load_models(list(models), hardware)

@@ -30,7 +30,7 @@ from costnet.hardware import fingerprint
 from costnet.hardware.catalog import lookup
 from costnet.nets.predictor import Predictor, load_predictor
 from costnet.networks.backward import backward_ms
-from costnet.networks.overhead import with_kernel_gap
+from costnet.networks.overhead import with_kernel_gap, with_pass_ratio
 from costnet.ops import get_op
 from costnet.ops.step import OPTIMIZER_STATES, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, paleo_ms
@@ -124,15 +124,16 @@ def op_rows(layers: pd.DataFrame, op: str, context: Mapping[str, Any]) -> pd.Dat
     for key, value in context.items():
         rows[key] = value
     rows["input_grad"] = layers["input_grad"].astype(bool)
+    rows["inplace"] = layers["inplace"].astype(bool) if "inplace" in layers else False
     return rows
 
 
 def distinct_rows(rows: pd.DataFrame, op: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """The distinct configurations of ``rows`` (an op's config columns and ``input_grad``; the
-    context is the same for all), and for each row the position of its configuration: a
+    """The distinct configurations of ``rows`` (an op's config columns, ``input_grad`` and
+    ``inplace``; the context is the same for all), and for each row the position of its configuration: a
     24-layer transformer repeats one block's few shapes 24 times, and each is featurized and
     predicted once."""
-    keys = [*get_op(op).columns, "input_grad"]
+    keys = [*get_op(op).columns, "input_grad", "inplace"]
     codes = rows.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
     first = np.unique(codes, return_index=True)[1]
     return rows.iloc[first], codes
@@ -160,6 +161,10 @@ class Setting:
     # pass (Lu et al. 2017; fitted by costnet.networks.overhead.fit_kernel_gap). 0: the sum of
     # the layers as timed; the gap is one row of the table, -kernel_gap_ms x calls.
     kernel_gap_ms: float = 0.0
+    # The whole pass over the sum of its separately timed layers (fitted by
+    # costnet.networks.overhead.fit_pass_ratio; on a CPU the gap scales with the pass). 1: the sum
+    # as timed; otherwise one row of the table, (pass_ratio - 1) x the sum, after the kernel gap.
+    pass_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -168,6 +173,9 @@ class Setting:
         gap = self.kernel_gap_ms
         if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap):
             raise CostnetError(f"kernel_gap_ms must be a finite number of ms, got {self.kernel_gap_ms!r}")
+        ratio = self.pass_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio > 0):
+            raise CostnetError(f"pass_ratio must be a positive finite number, got {self.pass_ratio!r}")
         if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
             raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
 
@@ -256,6 +264,8 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
         table.loc[rest, "source"] = "analytical (uncovered)"
     if setting.kernel_gap_ms:
         table = with_kernel_gap(table, setting.kernel_gap_ms)
+    if setting.pass_ratio != 1:
+        table = with_pass_ratio(table, setting.pass_ratio)
     total = table["time_ms"].sum()
     table["share"] = table["time_ms"] / total if total > 0 else 0.0
     return table

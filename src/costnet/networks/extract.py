@@ -12,7 +12,8 @@ with that op's config columns), ``analytical`` (no cost model covers it: it is
 listed with FLOPs and bytes and estimated analytically, never dropped) or
 ``free`` (a view or shape query that moves no data). ``approx`` says when a
 layer was mapped onto a nearby configuration (e.g. PyTorch padding onto
-TensorFlow's 'same'/'valid' rule).
+TensorFlow's 'same'/'valid' rule); ``inplace`` when the call writes into its
+input instead of allocating its output (``ReLU(inplace=True)``, ``x.add_(y)``).
 """
 
 from __future__ import annotations
@@ -266,6 +267,23 @@ def _name(target: Any) -> str:
         operator.add, operator.iadd) else "add"
 
 
+# Python's augmented assignments (operator.iadd, Tensor.__iadd__, ...)
+IN_PLACE_OPERATORS = frozenset(f"i{op}" for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and",
+                                                   "or", "xor", "lshift", "rshift", "matmul"))
+
+
+def in_place(call: Call) -> bool:
+    """Whether ``call`` writes its result into its first input instead of a new tensor:
+    ``ReLU(inplace=True)``, ``F.relu(x, inplace=True)``, ``x.add_(y)``, ``torch.relu_(x)``, ``x += y``."""
+    target = call.target
+    if isinstance(target, nn.Module):
+        return getattr(target, "inplace", False) is True
+    if call.kwargs.get("inplace") is True:
+        return True
+    raw = target if isinstance(target, str) else getattr(target, "__name__", "")
+    return (raw.endswith("_") and not raw.startswith("__")) or raw.strip("_") in IN_PLACE_OPERATORS
+
+
 def _classify_module(m: nn.Module, call: Call) -> dict[str, Any]:
     if isinstance(m, FREE_MODULES):
         return {"kind": "free"}
@@ -299,7 +317,7 @@ def classify(call: Call) -> dict[str, Any]:
     row: dict[str, Any] = {"name": call.name, "module": type(target).__name__ if isinstance(target, nn.Module)
                            else name, "parents": list(call.parents),
                            "in_shape": str(list(call.tensors[0].shape)) if call.tensors else "",
-                           "out_shape": str(list(call.output)) if call.output else ""}
+                           "out_shape": str(list(call.output)) if call.output else "", "inplace": in_place(call)}
     try:
         found = _classify_module(target, call) if isinstance(target, nn.Module) else _classify_function(name, call)
         row.update(kind=found.pop("kind", "layer"), **found)
@@ -321,6 +339,7 @@ def extract_layers(module: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor,
     frame = pd.DataFrame(rows)
     for col in ("approx", "reason"):
         frame[col] = frame.get(col, pd.Series("", index=frame.index)).fillna("")
+    frame["inplace"] = frame["inplace"].astype(bool)
     frame["input_grad"] = frame["parents"].map(bool)
     frame.attrs["method"] = used
     for op in frame.loc[frame["kind"] == "layer", "op"].unique():

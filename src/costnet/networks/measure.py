@@ -1,17 +1,27 @@
 """Measured time of a whole network, and of its layers timed one by one.
 
 The whole pass and each layer are timed with the same discipline as collected
-rows (``costnet.timing.measure``: warm-up, blocks, a device-aware clock), and a
-training step is the same in both: forward, mean-squared-error loss against a
-fixed random target, backward, optimizer update. Comparing the whole pass with
-the sum of its layers shows what a layer-wise model cannot see (Lu et al. 2017):
-per-call overheads, cache reuse between consecutive layers, and the loss and
-update each separately timed layer repeats.
+rows (``costnet.timing.measure``: warm-up, blocks, a device-aware clock). A
+network's training step is forward, mean-squared-error loss against a fixed random
+target, backward, optimizer update; a layer's is the collector's (forward, backward
+from a given output gradient, update). Comparing the whole pass with the sum of its
+layers shows what a layer-wise model cannot see (Lu et al. 2017): per-call overheads,
+cache reuse between consecutive layers, and the update each separately timed layer
+launches on its own.
+
+A whole pass is timed in a fresh process (:func:`time_network_fresh`), as a user's script
+repeats its step: on a CPU, whether a tensor of tens of MB comes from pages glibc's heap
+already holds or from a fresh mapping that faults on every call depends on everything the
+process allocated before. In the long-lived process that also timed the layers and other
+networks, ResNet-50's forward pass at batch 32 measured 1.3 s in one run and 2.5 s in another;
+in fresh processes, 2.0-2.1 s each time.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -21,9 +31,10 @@ from torch import nn
 
 from costnet.errors import CostnetError
 from costnet.networks.estimate import MODES, op_rows
+from costnet.networks.zoo import build_network, example_input
 from costnet.ops import get_op
 from costnet.timing import TimingConfig, clock_for, make_workload, measure
-from costnet.timing.workload import OptimizerFactory, fill_random
+from costnet.timing.workload import OptimizerFactory, fill_random, optimizer_factory
 
 
 def first_tensor(out: object) -> torch.Tensor:
@@ -75,6 +86,37 @@ def time_network(module: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, .
     context = torch.inference_mode if mode == "forward" else torch.enable_grad
     result = measure(_network_step(module, inputs, mode, opt), timing, clock_for(device), context)
     return dict(result.stats_ms())
+
+
+def _backend_flags() -> dict[str, bool]:
+    """How this process runs float32 on CUDA (costnet.timing.workload.cuda_float32), for a child."""
+    return {"matmul_tf32": torch.backends.cuda.matmul.allow_tf32, "cudnn_tf32": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark}
+
+
+def _time_in_child(network: str, batch: int, mode: str, optimizers: dict[str, Any], optimizer: str,
+                   timing: TimingConfig, device: str, threads: int, flags: dict[str, bool]) -> dict[str, float]:
+    """:func:`time_network` of a zoo network, run in the child of :func:`time_network_fresh`."""
+    torch.set_num_threads(threads)
+    torch.backends.cuda.matmul.allow_tf32 = flags["matmul_tf32"]
+    torch.backends.cudnn.allow_tf32 = flags["cudnn_tf32"]
+    torch.backends.cudnn.benchmark = flags["cudnn_benchmark"]
+    torch.manual_seed(0)
+    module, _ = build_network(network)
+    return time_network(module, example_input(network, batch), mode, optimizer_factory(optimizers), optimizer,
+                        timing, torch.device(device))
+
+
+def time_network_fresh(network: str, batch: int, mode: str, optimizers: Mapping[str, Any], optimizer: str,
+                       timing: TimingConfig, device: torch.device) -> dict[str, float]:
+    """:func:`time_network` of the zoo network ``network`` at batch ``batch``, built and timed in a
+    fresh process (spawned: no heap, caches or CUDA context inherited) with this process's
+    thread count and CUDA float32 settings; ``optimizers`` are the optimizer config nodes."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        job = pool.submit(_time_in_child, network, batch, mode, dict(optimizers), optimizer, timing, str(device),
+                          torch.get_num_threads(), _backend_flags())
+        return job.result()
 
 
 def time_layers(layers: pd.DataFrame, mode: str, make_optimizer: OptimizerFactory, optimizer: str,

@@ -1,9 +1,12 @@
 """Whole-pass effects: the gap between separately timed layers and one pass (Lu et al. 2017).
 
 A layer timed alone pays its launch and synchronization on its own; in one pass the host
-queues kernels ahead of the device and hides most of that. costnet models the gap as a
-constant per kernel-running call, fitted on measured passes (:func:`fit_kernel_gap`) and
-applied as one row of the layer table (:func:`with_kernel_gap`).
+queues kernels ahead of the device and hides most of that. costnet models the gap on a GPU as
+a constant per kernel-running call, fitted on measured passes (:func:`fit_kernel_gap`) and
+applied as one row of the layer table (:func:`with_kernel_gap`). On a CPU the gap grows with
+the pass instead: a layer timed alone finds its weights and input in cache, and a training
+step timed alone pays its own loss and backward start; there it is one ratio of the whole pass
+to the sum of its layers (:func:`fit_pass_ratio`, :func:`with_pass_ratio`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pandas as pd
 from costnet.errors import CostnetError
 
 GAP_ROW = "(whole pass) per-kernel gap"
+RATIO_ROW = "(whole pass) ratio to the layer sum"
 
 
 def kernel_calls(table: pd.DataFrame) -> int:
@@ -46,4 +50,26 @@ def with_kernel_gap(table: pd.DataFrame, gap_ms: float) -> pd.DataFrame:
     calls = kernel_calls(table)
     row = {"name": GAP_ROW, "op": "overhead", "kind": "overhead", "flops": 0.0, "time_ms": -gap_ms * calls,
            "source": f"fitted: {1e3 * gap_ms:.3g} us x {calls} kernel calls"}
+    return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+
+
+def fit_pass_ratio(separate_ms: Sequence[float], whole_ms: Sequence[float]) -> float:
+    """The whole pass over the sum of its separately timed layers, from passes measured both
+    ways: the median over passes of whole / sum (robust to one disturbed pass, as
+    :func:`fit_kernel_gap`)."""
+    separate, whole = np.asarray(separate_ms, float), np.asarray(whole_ms, float)
+    if len(separate) != len(whole) or not len(separate):
+        raise CostnetError(f"fit_pass_ratio needs passes measured both ways, got {len(separate)} sums and "
+                           f"{len(whole)} whole passes")
+    ok = np.isfinite(separate) & np.isfinite(whole) & (separate > 0) & (whole > 0)
+    if not ok.any():
+        raise CostnetError("fit_pass_ratio: no pass has a positive, finite sum and whole time")
+    return float(np.median(whole[ok] / separate[ok]))
+
+
+def with_pass_ratio(table: pd.DataFrame, ratio: float) -> pd.DataFrame:
+    """``table`` plus one row that scales the step's total by ``ratio``."""
+    total = float(table["time_ms"].sum())
+    row = {"name": RATIO_ROW, "op": "overhead", "kind": "overhead", "flops": 0.0, "time_ms": (ratio - 1) * total,
+           "source": f"fitted: whole pass = {ratio:.3g} x the layer sum"}
     return pd.concat([table, pd.DataFrame([row])], ignore_index=True)
