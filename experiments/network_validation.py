@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], help="costnet-train run directories or artifacts")
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--timing", default="network", help="conf/timing/<name>.yaml")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="fresh processes each whole pass is timed in (the fastest kept)")
     parser.add_argument("--reuse", type=Path, help="a previous --out: keep its measured times, predict anew")
     parser.add_argument("--device", default="cpu", help="where the networks and layers are timed: cpu, cuda[:N]")
     parser.add_argument("--hardware", default="local", help="whose features the models predict with: local, "
@@ -68,7 +70,7 @@ def main() -> None:
     else:
         summary, layers = validate(args.networks, args.batches, args.modes, models, hardware, timing,
                                    OmegaConf.to_container(cfg.optimizers, resolve=True), args.optimizer, out=args.out,
-                                   device=torch.device(args.device))
+                                   device=torch.device(args.device), processes=args.processes)
     print(write_report(summary, layers, args.out, header))
 
 

@@ -59,8 +59,11 @@ def test_an_unknown_step_kind_is_refused() -> None:
 
 
 def test_a_zoo_network_is_timed_in_a_fresh_process_and_its_errors_come_back() -> None:
-    stats = time_network_fresh("transformer_block", 1, "forward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"))
+    stats = time_network_fresh("transformer_block", 1, "forward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"), 2)
     assert stats["time_median_ms"] > 0 and stats["n_runs"] == 2
+    assert stats["processes"] == 2 and stats["process_spread"] >= 1  # the faster process's statistics
+    with pytest.raises(CostnetError, match="processes must be >= 1, got 0"):
+        time_network_fresh("transformer_block", 1, "forward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"), 0)
     with pytest.raises(CostnetError, match="'backward'"):
         time_network_fresh("transformer_block", 1, "backward", OPTIMIZERS, "sgd", FAST, torch.device("cpu"))
 

@@ -38,10 +38,11 @@ TARGET = 0.15  # issue 4: predicted per-batch time within 15 % of the measured w
 
 def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
                  timing: TimingConfig, optimizers: Mapping[str, Any], optimizer: str = "sgd",
-                 device: torch.device = torch.device("cpu")) -> tuple[dict[str, Any], pd.DataFrame]:
+                 device: torch.device = torch.device("cpu"), processes: int = 1) -> tuple[dict[str, Any], pd.DataFrame]:
     """One (network, batch, mode): the three totals and the per-layer table. The layers are
-    timed here, one after another as the collector times rows; the whole pass in a fresh
-    process (costnet.networks.measure.time_network_fresh). ``optimizers``: optimizer config nodes."""
+    timed here, one after another as the collector times rows; the whole pass in ``processes``
+    fresh processes, the fastest kept (costnet.networks.measure.time_network_fresh).
+    ``optimizers``: optimizer config nodes."""
     module, _ = build_network(network)
     layers = extract_layers(module, example_input(network, batch))
     del module
@@ -49,9 +50,9 @@ def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predi
     table["measured_ms"] = time_layers(layers, mode, optimizer_factory(optimizers), optimizer, timing, device)
     uncovered = table["kind"] == "analytical"
     table.loc[uncovered, "measured_ms"] = table.loc[uncovered, "time_ms"]  # same estimate in both sums
-    timed = time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device)
+    timed = time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device, processes)
     row = _totals({"network": network, "batch": batch, "mode": mode, "whole_ms": timed["time_median_ms"],
-                   "whole_disturbed": bool(timed["disturbed"])}, table)
+                   "whole_disturbed": bool(timed["disturbed"]), "whole_spread": timed["process_spread"]}, table)
     table.insert(0, "network", network)
     table.insert(1, "batch_size", batch)
     table.insert(2, "step", mode)
@@ -61,16 +62,19 @@ def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predi
 def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[str],
              models: Mapping[str, Predictor], hardware: Mapping[str, Any], timing: TimingConfig,
              optimizers: Mapping[str, Any], optimizer: str = "sgd", out: Path | None = None,
-             device: torch.device = torch.device("cpu")) -> tuple[pd.DataFrame, pd.DataFrame]:
+             device: torch.device = torch.device("cpu"), processes: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every (network, batch, mode) on ``device``; the summary and the per-layer tables are
     rewritten to ``out/table.csv`` and ``out/layers.parquet`` after each run, so nothing measured
-    is lost on a crash. ``optimizers``: optimizer config nodes (``_target_`` plus arguments).
+    is lost on a crash. ``optimizers``: optimizer config nodes (``_target_`` plus arguments);
+    ``processes``: fresh processes each whole pass is timed in (the fastest kept, its spread in
+    ``whole_spread``).
     Returns (summary, per-layer tables)."""
     rows, tables = [], []
     jobs = [(n, b, m) for n in networks for b in batches for m in modes]
     for network, batch, mode in tqdm(jobs, desc="networks", unit="run"):
         start = time.perf_counter()
-        row, table = validate_one(network, batch, mode, models, hardware, timing, optimizers, optimizer, device)
+        row, table = validate_one(network, batch, mode, models, hardware, timing, optimizers, optimizer, device,
+                                  processes)
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         tables.append(table)

@@ -49,15 +49,17 @@ def run(cfg: DictConfig) -> Result:
     networks = list(cfg.networks or NETWORKS)
     summary, layers = networks_validate.validate(
         networks, list(cfg.batches), list(cfg.modes), models, hardware_features("local"), timing,
-        OmegaConf.to_container(timing_cfg.optimizers, resolve=True), str(cfg.optimizer), out=out / "progress")
+        OmegaConf.to_container(timing_cfg.optimizers, resolve=True), str(cfg.optimizer), out=out / "progress",
+        processes=int(cfg.processes))
     layers.to_parquet(out / "layers.parquet")
     figure = networks_validate.plot(summary, out / "whole_vs_sum.png").name
     notes = [*networks_validate.summary_lines(summary),
              f"Cost models (one per op, MLP preferred): {', '.join(sorted(models))}; other layers analytical.",
              f"{torch.get_num_threads()} torch threads; optimizer {cfg.optimizer}; timing "
              f"conf/timing/{cfg.timing}.yaml; every layer's measured and predicted time in layers.parquet.",
-             "Each whole pass is timed in a fresh process (costnet.networks.measure.time_network_fresh), its "
-             "layers one after another in the experiment's process, as the collector times rows.",
+             f"Each whole pass is timed in {cfg.processes} fresh process(es), the fastest kept "
+             "(costnet.networks.measure.time_network_fresh; `whole_spread` = slowest / fastest), its layers one "
+             "after another in the experiment's process, as the collector times rows.",
              "Measured times vary from run to run (the machine's load and clocks): unlike the other "
              "experiments, a rerun gives close but not identical numbers."]
     return Result.described(cfg, summary.drop(columns=["wall_s"]), figures=[figure], notes=notes,
