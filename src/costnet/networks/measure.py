@@ -14,7 +14,7 @@ repeats its step: on a CPU, whether a tensor of tens of MB comes from pages glib
 already holds or from a fresh mapping that faults on every call depends on everything the
 process allocated before. In the long-lived process that also timed the layers and other
 networks, ResNet-50's forward pass at batch 32 measured 1.3 s in one run and 2.5 s in another;
-in fresh processes, 2.0-2.1 s each time.
+in eight fresh processes, 1.8-2.1 s.
 """
 
 from __future__ import annotations
