@@ -32,9 +32,10 @@ ANALYTICAL_FEATURES = ("out_size", "pad_total", "pad_odd", "align_in", "align_ou
 FRESH_BYTES = 32 * 2**20
 # Columns beside ANALYTICAL_FEATURES, for the CPU library paths: ``bytes_fresh``, the bytes of the
 # tensors a call allocates at FRESH_BYTES or more (the output, unless the call writes into its
-# input, ``inplace``; in train mode also the input gradient, when asked, and the weight gradient); ``matrix_vector``, 1 where the GEMM has one output
-# row, which BLAS runs as a matrix-vector product (GEMV): on the project's CPU a dense layer at batch
-# 1 read its weights at 25-30 GB/s, at batch 2-16 at 9-15 GB/s (README, "Measured on this CPU").
+# input, ``inplace``; in train mode also the input gradient, when asked, and the weight
+# gradient); ``matrix_vector``, 1 where the GEMM has one output row, which BLAS runs as a
+# matrix-vector product (GEMV): on the project's CPU a dense layer at batch 1 read its weights at
+# 25-30 GB/s, at batch 2-16 at 9-15 GB/s (README, "Measured on this CPU").
 CPU_PATH_FEATURES = ("bytes_fresh", "matrix_vector")
 # GEMM kernels (cuBLAS, and cuDNN's implicit-GEMM convolutions) compute the output in
 # tiles; a partly filled last row or column of tiles costs a whole one ("tile

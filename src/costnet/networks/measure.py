@@ -115,7 +115,7 @@ def time_network_fresh(network: str, batch: int, mode: str, optimizers: Mapping[
     optimizer config nodes. The statistics of the process with the lowest median, plus
     ``processes`` and ``process_spread`` (slowest median / fastest): a disturbance only slows a
     pass down, and on the project's shared 2-core VM a whole process now and then ran a pass at
-    1.5-2.2x the time the same command measured minutes later."""
+    1.4-2.2x the time the same command measured minutes later."""
     if processes < 1:
         raise CostnetError(f"processes must be >= 1, got {processes}")
     spawn = multiprocessing.get_context("spawn")

@@ -4,9 +4,10 @@ A layer timed alone pays its launch and synchronization on its own; in one pass 
 queues kernels ahead of the device and hides most of that. costnet models the gap on a GPU as
 a constant per kernel-running call, fitted on measured passes (:func:`fit_kernel_gap`) and
 applied as one row of the layer table (:func:`with_kernel_gap`). On a CPU the gap grows with
-the pass instead: a layer timed alone finds its weights and input in cache, and a training
-step timed alone pays its own loss and backward start; there it is one ratio of the whole pass
-to the sum of its layers (:func:`fit_pass_ratio`, :func:`with_pass_ratio`).
+the pass instead (a layer repeated alone may find its weights and input in cache, and a fresh
+process's heap faults in pages a long-lived one reuses; not separated by measurement); there it
+is one ratio of the whole pass to the sum of its layers (:func:`fit_pass_ratio`,
+:func:`with_pass_ratio`).
 """
 
 from __future__ import annotations
