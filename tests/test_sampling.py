@@ -194,6 +194,35 @@ def test_channel_multiple_rounds_both_channels_and_defaults_to_no_draw() -> None
     assert 0.2 < share < 0.45  # multiple 64 drawn with weight 2 of 7; log-uniform counts almost never
 
 
+# (space without the option, its alignment option, the columns it rounds, a space of the networks that draws it)
+ALIGNED = [("dense", "feature_multiple", ("in_features", "out_features"), "dense_net"),
+           ("pool2d", "channel_multiple", ("channels_in",), "pool2d_net"),
+           ("adaptive_pool2d", "channel_multiple", ("channels_in",), None),
+           ("batchnorm2d", "channel_multiple", ("channels_in",), None)]
+
+
+@pytest.mark.parametrize(("space", "option", "columns", "net_space"), ALIGNED)
+def test_size_multiples_round_down_and_default_to_no_draw(space: str, option: str, columns: tuple[str, ...],
+                                                          net_space: str | None) -> None:
+    aligned = plan(space, overrides=(f"space.params.{option}={{values:[16],weights:[1]}}",) if net_space is None
+                   else (f"+space.params.{option}={{values:[16]}}",))
+    drawn = [aligned.config(i) for i in range(300)]
+    assert all(cfg[c] < 16 or cfg[c] % 16 == 0 for cfg in drawn for c in columns)
+    assert any(cfg[c] >= 16 for cfg in drawn for c in columns)
+    if net_space is None:  # the networks' own space draws the multiple: 64 in two rows of seven
+        cfg = compose("collect", [f"space={space}"]).space.params[option]
+        assert list(cfg["values"]) == [1, 8, 16, 32, 64] and list(cfg["weights"]) == [2, 1, 1, 1, 2]
+        return
+    explicit = plan(space, overrides=(f"+space.params.{option}={{values:[1]}}",))
+    default = plan(space)
+    assert [explicit.config(i) for i in range(200)] == [default.config(i) for i in range(200)]
+    net_plan = plan(net_space)
+    net = [net_plan.config(i) for i in range(1500)]
+    wide = [cfg for cfg in net if min(cfg[c] for c in columns) >= 64]
+    share = np.mean([all(cfg[c] % 64 == 0 for c in columns) for cfg in wide])
+    assert 0.2 < share < 0.5  # multiple 64 drawn with weight 2 of 7; log-uniform counts almost never
+
+
 def test_zero_weight_values_are_never_drawn() -> None:
     from costnet.ops.params import IntSet
     s = IntSet((1, 3, 5), (0.0, 1.0, 1.0))

@@ -229,6 +229,14 @@ def alignment(x: np.ndarray, cap: int = 64) -> np.ndarray:
     return np.minimum(n & -n, cap).astype(float)
 
 
+def multiple_of(count: int, multiple: int) -> int:
+    """``count`` (channels, features) rounded down to a multiple of ``multiple``; counts below it
+    stay as drawn. Networks use sizes such as 64, 192 or 4096, which vectorized kernels split into
+    whole blocks (oneDNN's 8 or 16 channels), and log-uniform draws almost never give them: a model
+    that saw none extrapolates its alignment features (:func:`alignment`) on every real layer."""
+    return count if count < multiple else count // multiple * multiple
+
+
 def channel_cap(budget: float, size: int) -> int:
     """Largest channel count below ``budget / size`` (Justus et al. 2018, Sec. III-A), at least 1."""
     return max(1, math.ceil(budget / size) - 1)

@@ -12,15 +12,10 @@ from torch import nn
 
 from costnet.errors import CostnetError
 from costnet.ops.base import (ACTIVATIONS, PADDINGS, Analytical, Op, Padded, activation, activation_flops,
-                              alignment, channel_cap, column, feature_maps, output_size, padding_amounts,
-                              spatial_padding, tf_padding)
+                              alignment, channel_cap, column, feature_maps, multiple_of, output_size,
+                              padding_amounts, spatial_padding, tf_padding)
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, Uncovered, pair
-
-
-def multiple_of(channels: int, multiple: int) -> int:
-    """``channels`` rounded down to a multiple of ``multiple``; counts below it stay as drawn."""
-    return channels if channels < multiple else channels // multiple * multiple
 
 
 class Conv2d(Op):
@@ -30,9 +25,7 @@ class Conv2d(Op):
     1..below ``channel_budget / size``; ``groups`` (a list of ints) makes grouped
     convolutions, channels being rounded down to multiples of the group count.
     The optional ``channel_multiple`` (default 1; one draw per configuration) rounds both
-    channel counts of at least that many down to a multiple of it: networks use channels
-    such as 64 or 192, which vectorized kernels split into whole blocks (oneDNN's 8 or 16
-    channels), and log-uniform draws almost never give them.
+    channel counts of at least that many down to a multiple of it (:func:`multiple_of`).
     Every traced ``nn.Conv2d`` (grouped and depthwise ones too) maps onto this op.
     """
 

@@ -10,30 +10,41 @@ import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import ACTIVATIONS, Analytical, Op, activation, activation_flops, alignment, column, tensor
+from costnet.ops.base import (ACTIVATIONS, Analytical, Op, activation, activation_flops, alignment, column,
+                              multiple_of, tensor)
 from costnet.ops.params import Params
 from costnet.ops.traced import Call
 
 
 class Dense(Op):
-    """``nn.Linear`` followed by an activation (Justus et al. 2018: features 1-4095)."""
+    """``nn.Linear`` followed by an activation (Justus et al. 2018: features 1-4095).
+
+    The optional ``feature_multiple`` (default 1; one draw per configuration) rounds both
+    feature counts of at least that many down to a multiple of it (:func:`multiple_of`), as
+    networks' 4096 or 9216 are.
+    """
 
     name = "dense"
     ranges = ("batch", "in_features", "out_features")
     choices = ("bias", "activation")
+    optional = {"feature_multiple": {"values": [1]}}
     allowed = {"bias": (True, False), "activation": tuple(ACTIVATIONS)}
     columns = ("batch", "in_features", "out_features", "bias", "activation")
     modules = (nn.Linear,)
     module_paths = ("transformers.pytorch_utils.Conv1D",)  # GPT-2's linear layer, weight stored (in, out)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
-        return {
+        cfg = {
             "batch": p.int("batch", rng),
             "in_features": p.int("in_features", rng),
             "out_features": p.int("out_features", rng),
             "bias": bool(p.pick("bias", rng)),
             "activation": p.pick("activation", rng),
         }
+        multiple = p.int("feature_multiple", rng)  # one for both, as a network's layers align both
+        cfg.update(in_features=multiple_of(cfg["in_features"], multiple),
+                   out_features=multiple_of(cfg["out_features"], multiple))
+        return cfg
 
     def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from costnet.ops.base import Analytical, Op, alignment, channel_cap, column, feature_maps, lookup
+from costnet.ops.base import Analytical, Op, alignment, channel_cap, column, feature_maps, lookup, multiple_of
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, Uncovered
 
@@ -24,19 +24,22 @@ class BatchNorm2d(Op):
     """``nn.BatchNorm2d`` (affine, running statistics) over [batch, channels_in, size, size].
 
     Channels are capped below ``channel_budget / size`` as in the convolution spaces,
-    so one space spans wide early feature maps and deep late ones.
+    so one space spans wide early feature maps and deep late ones, then rounded down to a drawn
+    ``channel_multiple`` (:func:`multiple_of`; default 1, no draw).
     """
 
     name = "batchnorm2d"
     ranges = ("batch", "size", "channels")
     settings = ("channel_budget",)
+    optional = {"channel_multiple": {"values": [1]}}
     columns = ("batch", "size", "channels_in")
     modules = (nn.BatchNorm2d,)
 
     def draw(self, p: Params, rng: np.random.Generator) -> dict[str, Any]:
         size = p.int("size", rng)
         cap = channel_cap(p.settings["channel_budget"], size)
-        return {"batch": p.int("batch", rng), "size": size, "channels_in": p.int("channels", rng, high=cap)}
+        batch, channels = p.int("batch", rng), p.int("channels", rng, high=cap)
+        return {"batch": batch, "size": size, "channels_in": multiple_of(channels, p.int("channel_multiple", rng))}
 
     def build(self, cfg: Mapping[str, Any], device: torch.device, dtype: torch.dtype
               ) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from costnet.ops.base import (PADDINGS, Analytical, Op, Padded, alignment, channel_cap, column, feature_maps,
-                              output_size, padding_amounts, spatial_padding, tf_padding)
+                              multiple_of, output_size, padding_amounts, spatial_padding, tf_padding)
 from costnet.ops.params import Params
 from costnet.ops.traced import Call, Uncovered, pair
 
@@ -22,11 +22,13 @@ POOLS = ("max", "avg")
 def _planes(p: Params, rng: np.random.Generator, window: str) -> dict[str, Any]:
     """Batch, square size, input channels below ``channel_budget / size`` and the
     ``window`` parameter capped at the size, drawn in that order (size first, so
-    the caps can depend on it)."""
+    the caps can depend on it); then the channels rounded down to a drawn ``channel_multiple``
+    (:func:`multiple_of`; default 1, no draw)."""
     size = p.int("size", rng)
     cap = channel_cap(p.settings["channel_budget"], size)
     cfg = {"batch": p.int("batch", rng), "size": size, "channels_in": p.int("channels", rng, high=cap)}
     cfg[window] = p.int(window, rng, high=size)
+    cfg["channels_in"] = multiple_of(cfg["channels_in"], p.int("channel_multiple", rng))
     return cfg
 
 
@@ -44,6 +46,7 @@ class Pool2d(Op):
     choices = ("padding", "pool")
     allowed = {"padding": PADDINGS, "pool": POOLS}
     settings = ("channel_budget",)
+    optional = {"channel_multiple": {"values": [1]}}
     columns = ("batch", "size", "channels_in", "kernel", "stride", "padding", "pool")
     has_params = False
     modules = (nn.MaxPool2d, nn.AvgPool2d)
@@ -106,6 +109,7 @@ class AdaptivePool2d(Op):
     choices = ("pool",)
     allowed = {"pool": POOLS}
     settings = ("channel_budget",)
+    optional = {"channel_multiple": {"values": [1]}}
     columns = ("batch", "size", "channels_in", "target_size", "pool")
     has_params = False
     modules = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
