@@ -44,7 +44,8 @@ def main() -> None:
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--timing", default="network", help="conf/timing/<name>.yaml")
     parser.add_argument("--processes", type=int, default=2,
-                        help="fresh processes each whole pass is timed in (the fastest kept)")
+                        help="fresh processes each whole pass is timed in, one per round over every run "
+                             "(the fastest kept)")
     parser.add_argument("--reuse", type=Path, help="a previous --out: keep its measured times, predict anew")
     parser.add_argument("--device", default="cpu", help="where the networks and layers are timed: cpu, cuda[:N]")
     parser.add_argument("--hardware", default="local", help="whose features the models predict with: local, "

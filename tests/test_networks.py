@@ -289,6 +289,39 @@ def test_repredict_keeps_measured_times_and_changes_predictions() -> None:
     assert row["predicted_ms"] > 3.0 * convs and row["pred_error"] == pytest.approx(row["predicted_ms"] / 10 - 1)
 
 
+def test_validate_times_whole_passes_in_rounds_and_keeps_the_fastest(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    from costnet.networks import validate as module
+    calls: list[tuple[str, int]] = []
+    first = {("a", 1): 10.0, ("b", 1): 20.0}  # the first round's whole pass (validate_one)
+    later = {("a", 1): [8.0, 12.0], ("b", 1): [30.0, 25.0]}  # rounds 2 and 3 (time_network_fresh)
+
+    def one(network: str, batch: int, mode: str, *args: object, **kwargs: object) -> tuple[dict, pd.DataFrame]:
+        calls.append((network, 1))
+        table = pd.DataFrame({"network": network, "kind": ["layer"], "time_ms": [9.0], "measured_ms": [9.5],
+                              "parents": [[]]})
+        whole = first[(network, batch)]
+        return module._totals({"network": network, "batch": batch, "mode": mode, "whole_ms": whole,
+                               "whole_disturbed": False, "whole_spread": 1.0}, table), table
+
+    def fresh(network: str, batch: int, *args: object, **kwargs: object) -> dict[str, float]:
+        rounds = sum(1 for n, _ in calls if n == network)
+        calls.append((network, rounds + 1))
+        return {"time_median_ms": later[(network, batch)][rounds - 1], "disturbed": float(network == "b")}
+
+    monkeypatch.setattr(module, "validate_one", one)
+    monkeypatch.setattr(module, "time_network_fresh", fresh)
+    summary, _ = module.validate(["a", "b"], [1], ["forward"], {}, HARDWARE, None, {}, out=tmp_path, processes=3)
+    assert calls == [("a", 1), ("b", 1), ("a", 2), ("b", 2), ("a", 3), ("b", 3)]  # rounds over every run
+    a, b = summary.set_index("network").loc["a"], summary.set_index("network").loc["b"]
+    assert a["whole_ms"] == 8.0 and a["whole_spread"] == pytest.approx(12.0 / 8.0) and not a["whole_disturbed"]
+    assert b["whole_ms"] == 20.0 and b["whole_spread"] == pytest.approx(30.0 / 20.0) and not b["whole_disturbed"]
+    assert a["pred_error"] == pytest.approx(9.0 / 8.0 - 1) and a["sum_over_whole"] == pytest.approx(9.5 / 8.0)
+    assert pd.read_csv(tmp_path / "table.csv")["whole_ms"].tolist() == [8.0, 20.0]  # saved after the last round
+    with pytest.raises(CostnetError, match="processes must be >= 1, got 0"):
+        module.validate(["a"], [1], ["forward"], {}, HARDWARE, None, {}, processes=0)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])
 def test_a_model_predicting_no_time_is_an_error_not_a_smaller_sum(bad: float) -> None:
     frame = extract_layers(Small(), torch.randn(4, 3, 32, 32))

@@ -57,8 +57,8 @@ def run(cfg: DictConfig) -> Result:
              f"Cost models (one per op, MLP preferred): {', '.join(sorted(models))}; other layers analytical.",
              f"{torch.get_num_threads()} torch threads; optimizer {cfg.optimizer}; timing "
              f"conf/timing/{cfg.timing}.yaml; every layer's measured and predicted time in layers.parquet.",
-             f"Each whole pass is timed in {cfg.processes} fresh process(es), the fastest kept "
-             "(costnet.networks.measure.time_network_fresh; `whole_spread` = slowest / fastest), its layers one "
+             f"Each whole pass is timed in {cfg.processes} fresh process(es), one per round over every run, the "
+             "fastest kept (costnet.networks.validate.validate; `whole_spread` = slowest / fastest), its layers one "
              "after another in the experiment's process, as the collector times rows.",
              "Measured times vary from run to run (the machine's load and clocks): unlike the other "
              "experiments, a rerun gives close but not identical numbers."]
