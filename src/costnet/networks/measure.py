@@ -20,7 +20,7 @@ in eight fresh processes, 1.8-2.1 s.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -124,9 +124,15 @@ def time_network_fresh(network: str, batch: int, mode: str, optimizers: Mapping[
         with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
             runs.append(pool.submit(_time_in_child, network, batch, mode, dict(optimizers), optimizer, timing,
                                     str(device), torch.get_num_threads(), _backend_flags()).result())
-    medians = [run["time_median_ms"] for run in runs]
+    return fastest(runs)
+
+
+def fastest(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The timing statistics of the run with the lowest ``time_median_ms``, plus ``processes``
+    (how many runs) and ``process_spread`` (slowest median / fastest)."""
+    medians = [float(run["time_median_ms"]) for run in runs]
     best = dict(runs[int(np.argmin(medians))])
-    best.update(processes=float(processes), process_spread=max(medians) / min(medians))
+    best.update(processes=float(len(runs)), process_spread=max(medians) / min(medians))
     return best
 
 

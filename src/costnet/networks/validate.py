@@ -25,7 +25,7 @@ from costnet.errors import CostnetError
 from costnet.nets.predictor import Predictor
 from costnet.networks.estimate import Setting, layer_times
 from costnet.networks.extract import extract_layers
-from costnet.networks.measure import time_layers, time_network_fresh
+from costnet.networks.measure import fastest, time_layers, time_network_fresh
 from costnet.networks.overhead import fit_pass_ratio
 from costnet.networks.zoo import build_network, example_input
 from costnet.timing import TimingConfig
@@ -39,11 +39,10 @@ TARGET = 0.15  # issue 4: predicted per-batch time within 15 % of the measured w
 
 def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predictor], hardware: Mapping[str, Any],
                  timing: TimingConfig, optimizers: Mapping[str, Any], optimizer: str = "sgd",
-                 device: torch.device = torch.device("cpu"), processes: int = 1) -> tuple[dict[str, Any], pd.DataFrame]:
+                 device: torch.device = torch.device("cpu")) -> tuple[dict[str, Any], pd.DataFrame]:
     """One (network, batch, mode): the three totals and the per-layer table. The layers are
-    timed here, one after another as the collector times rows; the whole pass in ``processes``
-    fresh processes one after another, the fastest kept (costnet.networks.measure.time_network_fresh;
-    :func:`validate` spreads them over rounds instead).
+    timed here, one after another as the collector times rows; the whole pass in a fresh
+    process (costnet.networks.measure.time_network_fresh; :func:`validate` adds rounds).
     ``optimizers``: optimizer config nodes."""
     module, _ = build_network(network)
     layers = extract_layers(module, example_input(network, batch))
@@ -52,7 +51,7 @@ def validate_one(network: str, batch: int, mode: str, models: Mapping[str, Predi
     table["measured_ms"] = time_layers(layers, mode, optimizer_factory(optimizers), optimizer, timing, device)
     uncovered = table["kind"] == "analytical"
     table.loc[uncovered, "measured_ms"] = table.loc[uncovered, "time_ms"]  # same estimate in both sums
-    timed = time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device, processes)
+    timed = time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device)
     row = _totals({"network": network, "batch": batch, "mode": mode, "whole_ms": timed["time_median_ms"],
                    "whole_disturbed": bool(timed["disturbed"]), "whole_spread": timed["process_spread"]}, table)
     table.insert(0, "network", network)
@@ -79,7 +78,7 @@ def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[st
         raise CostnetError(f"processes must be >= 1, got {processes}")
     rows: list[dict[str, Any]] = []
     tables: list[pd.DataFrame] = []
-    wholes: list[list[tuple[float, bool]]] = []  # per run: (median ms, disturbed) of each round
+    wholes: list[list[Mapping[str, Any]]] = []  # per run: each round's whole-pass statistics
 
     def save() -> None:
         if out is not None:
@@ -94,7 +93,7 @@ def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[st
         row["wall_s"] = time.perf_counter() - start
         rows.append(row)
         tables.append(table)
-        wholes.append([(row["whole_ms"], row["whole_disturbed"])])
+        wholes.append([{"time_median_ms": row["whole_ms"], "disturbed": row["whole_disturbed"]}])
         save()
         tqdm.write(f"{network} b={batch} {mode}: whole {row['whole_ms']:.4g} ms, layer sum "
                    f"{row['layer_sum_ms']:.4g} ({row['sum_over_whole']:.2f}x), predicted {row['predicted_ms']:.4g} "
@@ -103,22 +102,20 @@ def validate(networks: Sequence[str], batches: Sequence[int], modes: Sequence[st
         for i, (network, batch, mode) in enumerate(tqdm(jobs, desc=f"whole passes, round {round_} of {processes}",
                                                         unit="run")):
             start = time.perf_counter()
-            timed = time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device)
-            wholes[i].append((timed["time_median_ms"], bool(timed["disturbed"])))
+            wholes[i].append(time_network_fresh(network, batch, mode, optimizers, optimizer, timing, device))
             rows[i] = fastest_round(rows[i], wholes[i], tables[i])
             rows[i]["wall_s"] += time.perf_counter() - start
             save()
     return with_pass_ratio_lono(pd.DataFrame(rows)), _layer_table(tables)
 
 
-def fastest_round(row: dict[str, Any], wholes: Sequence[tuple[float, bool]], table: pd.DataFrame) -> dict[str, Any]:
-    """``row`` with the fastest of its whole-pass rounds ``wholes`` ((median ms, disturbed) each):
-    ``whole_ms``, ``whole_disturbed``, ``whole_spread`` (slowest / fastest) and the totals of
-    :func:`_totals` against it."""
-    medians = [ms for ms, _ in wholes]
-    best = int(np.argmin(medians))
-    row = dict(row, whole_ms=medians[best], whole_disturbed=wholes[best][1],
-               whole_spread=max(medians) / medians[best])
+def fastest_round(row: dict[str, Any], wholes: Sequence[Mapping[str, Any]], table: pd.DataFrame) -> dict[str, Any]:
+    """``row`` with the fastest of its whole-pass rounds ``wholes`` (timing statistics each, as
+    costnet.networks.measure.fastest picks): ``whole_ms``, ``whole_disturbed``, ``whole_spread``
+    (slowest / fastest) and the totals of :func:`_totals` against it."""
+    best = fastest(wholes)
+    row = dict(row, whole_ms=best["time_median_ms"], whole_disturbed=bool(best["disturbed"]),
+               whole_spread=best["process_spread"])
     return _totals(row, table)
 
 
