@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from costnet.config import compose, conf_dir
 from costnet.errors import CostnetError
+from costnet.features.analytical import FRESH_BYTES
 from costnet.networks.build import build
 from costnet.networks.extract import extract_layers
 from costnet.networks.zoo import NETWORKS
@@ -221,6 +222,17 @@ def test_size_multiples_round_down_and_default_to_no_draw(space: str, option: st
     wide = [cfg for cfg in net if min(cfg[c] for c in columns) >= 64]
     share = np.mean([all(cfg[c] % 64 == 0 for c in columns) for cfg in wide])
     assert 0.2 < share < 0.5  # multiple 64 drawn with weight 2 of 7; log-uniform counts almost never
+
+
+def test_dense_tokens_draws_outputs_on_fresh_pages() -> None:
+    """dense_tokens is there for the transformer projections whose output reaches FRESH_BYTES
+    (fresh pages on every call), which dense_net's log-uniform sizes from 1 almost never draw."""
+    def fresh_share(space: str) -> float:
+        drawn = [plan(space).config(i) for i in range(500)]
+        return float(np.mean([c["batch"] * c["out_features"] * 4 >= FRESH_BYTES for c in drawn]))
+
+    assert fresh_share("dense_net") < 0.01
+    assert 0.2 < fresh_share("dense_tokens") < 0.4  # log2 rows in [9, 13], log2 outputs in [8, 13]
 
 
 def test_zero_weight_values_are_never_drawn() -> None:
