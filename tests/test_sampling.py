@@ -228,7 +228,7 @@ def test_dense_tokens_draws_outputs_on_fresh_pages() -> None:
     """dense_tokens is there for the transformer projections whose output reaches FRESH_BYTES
     (fresh pages on every call), which dense_net's log-uniform sizes from 1 almost never draw."""
     def fresh_share(space: str) -> float:
-        drawn = [plan(space).config(i) for i in range(500)]
+        drawn = map(plan(space).config, range(500))
         return float(np.mean([c["batch"] * c["out_features"] * 4 >= FRESH_BYTES for c in drawn]))
 
     assert fresh_share("dense_net") < 0.01
