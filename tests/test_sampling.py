@@ -15,6 +15,7 @@ from costnet.features.analytical import FRESH_BYTES
 from costnet.networks.build import build
 from costnet.networks.extract import extract_layers
 from costnet.networks.zoo import NETWORKS
+from costnet.ops.step import DTYPE_BYTES
 from costnet.sampling.coverage import outside
 from costnet.sampling.space import Plan, load_space
 
@@ -229,7 +230,7 @@ def test_dense_tokens_draws_outputs_on_fresh_pages() -> None:
     (fresh pages on every call), which dense_net's log-uniform sizes from 1 almost never draw."""
     def fresh_share(space: str) -> float:
         drawn = map(plan(space).config, range(500))
-        return float(np.mean([c["batch"] * c["out_features"] * 4 >= FRESH_BYTES for c in drawn]))
+        return float(np.mean([c["batch"] * c["out_features"] * DTYPE_BYTES["float32"] >= FRESH_BYTES for c in drawn]))
 
     assert fresh_share("dense_net") < 0.01
     assert 0.2 < fresh_share("dense_tokens") < 0.4  # log2 rows in [9, 13], log2 outputs in [8, 13]
