@@ -130,7 +130,7 @@ def test_a_dataset_recommends_its_model_unless_the_command_line_chooses() -> Non
         cfg = recommended(compose("train", list(given)), list(given))
         return str(cfg.estimator.get("name") or cfg.estimator.get("model") or cfg.estimator.kind), str(cfg.features.name)
 
-    assert chosen("dataset=neusight2025", "protocol=lodo", "estimator.max_epochs=3") == ("bounded", "gpu")
+    assert chosen("dataset=neusight2025", "protocol=lodo", "estimator.max_epochs=3") == ("bounded_ensemble", "gpu")
     assert chosen("dataset=neusight2025", "estimator=gbm") == ("gbm", "gpu")
-    assert chosen("dataset=neusight2025", "features=hardware") == ("bounded", "hardware")
+    assert chosen("dataset=neusight2025", "features=hardware") == ("bounded_ensemble", "hardware")
     assert chosen("dataset=justus2018", "protocol=lodo") == ("mlp", "hardware")  # no recommendation
