@@ -177,3 +177,37 @@ def test_experts_get_even_shares_of_the_tokens_up_to_their_capacity(tmp_path: Pa
     norms = layers[layers["module"] == "SwitchTransformersLayerNorm"]
     assert len(norms) and (norms["op"] == "layernorm").all() and norms["approx"].str.contains("RMS norm").all()
     assert not any("forward" in vars(m) for m in module.modules())  # the routing is the model's own again
+
+
+def test_bracket_lists_reads_a_bare_comma_list_as_a_list() -> None:
+    from costnet.cli.common import bracket_lists
+
+    assert bracket_lists(["model=a,b", "out=x,y", "model=[c,d]"], ("model",)) == ["model=[a,b]", "out=x,y", "model=[c,d]"]
+    assert bracket_lists(["model='a,b'", "model=one"], ("model",)) == ["model='a,b'", "model=one"]
+    assert bracket_lists(["-m", "model=a,b"], ("model",)) == ["-m", "model=a,b"]  # a sweep under --multirun
+
+
+def test_predict_takes_run_directories_as_issue_15_writes_them(tiny: Path, sheets: Path, tmp_path: Path) -> None:
+    """``model=RUN_A,RUN_B`` (no brackets): both runs' op models time their layers."""
+    import pandas as pd
+
+    data = tmp_path / "ops"
+    data.mkdir()
+    (data / "devices.json").write_text(json.dumps([SHEET]))
+    shapes = [dict(b=b, m=m, n=n, k=k) for b in (1, 4) for m in (16, 64) for n in (32, 64) for k in (16, 128)]
+    for op in ("linear", "bmm"):
+        pd.DataFrame([{"gpu": SHEET["gpu"], "op": op, **s, "latency_ms": 1e-8 * s["b"] * s["m"] * s["n"] * s["k"] + 0.01,
+                       "dtype": "float32"} for s in shapes]).to_parquet(data / f"{op}.parquet")
+    runs = []
+    for op in ("linear", "bmm"):
+        runs.append(tmp_path / f"run_{op}")
+        code, err = run_main("train", "dataset=neusight2025", f"dataset.path={data}", f"op={op}", "protocol=joint",
+                             "estimator=linear_flops", "baselines=[]", f"out={runs[-1]}", "plots=false",
+                             "tracking.wandb=disabled")
+        assert code == 0, err[-2000:]
+    out = tmp_path / "step.json"
+    code, err = run_main("predict", f"network=hf:{tiny}", "batch_size=2", "seq_len=16", "mode=forward",
+                         "hardware=MU9", f"hardware_specs={sheets}", f"model={runs[0]},{runs[1]}", f"out={out}")
+    assert code == 0, err[-2000:]
+    layers = json.loads(out.read_text())["layers"]
+    assert {"dense", "matmul"} <= {layer["op"] for layer in layers if layer["source"].startswith("model")}

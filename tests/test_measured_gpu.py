@@ -164,6 +164,9 @@ def test_quick_measured_gpu_predicts_the_h200_from_its_spec_sheet(tmp_path: Path
     assert table["error"].iloc[-1] == pytest.approx(workloads["error"].abs().mean())
     ops = pd.read_csv(folder / "ops.csv").set_index("op")
     assert {"dense", "matmul", "conv2d", "elementwise"} <= set(ops.index) and (ops["rows"] >= 60).all()
+    seen = pd.read_csv(folder / "seen_gpus.csv")  # neusight2025's own BERT-large workloads, GPUs seen in training
+    assert len(seen) and seen["workload"].str.startswith("bert_large").all() and (seen["predicted_ms"] > 0).all()
+    assert set(seen["gpu"]) <= {"P4", "T4", "P100", "V100", "A100-40GB"}
     networks = pd.read_csv(folder / "networks.csv")
     assert len(networks) == 24 and networks["predicted_ms"].gt(0).all()
     assert {"measured_gpu.png", "networks.png"} <= {p.name for p in folder.iterdir()}

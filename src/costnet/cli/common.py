@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import hydra
@@ -26,6 +26,20 @@ def path_list(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(v) for v in value]
+
+
+def bracket_lists(argv: list[str], keys: Collection[str]) -> list[str]:
+    """``argv`` with each ``key=A,B`` of ``keys`` written ``key=[A,B]``: Hydra reads an unbracketed
+    comma list as a sweep and refuses it outside ``--multirun``, where it is left a sweep."""
+    if {"-m", "--multirun"} & set(argv):
+        return argv
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in keys and "," in value and value[0] not in "[('\"":
+            arg = f"{key}=[{value}]"
+        out.append(arg)
+    return out
 
 
 def run_hydra(config_name: str, task: Callable[[DictConfig], None]) -> None:

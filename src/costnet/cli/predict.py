@@ -4,12 +4,13 @@ one, a Hugging Face config (``network=hf:PATH.json``) or the user's ``module:fac
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from costnet.cli.common import path_list, run_hydra
+from costnet.cli.common import bracket_lists, path_list, run_hydra
 from costnet.config import float_option, int_option
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.api import predict_model
@@ -53,6 +54,7 @@ def _task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    sys.argv[1:] = bracket_lists(sys.argv[1:], ("model",))  # model=RUN_A,RUN_B as issue 15 writes it
     run_hydra("predict", _task)
 
 
