@@ -184,6 +184,7 @@ def test_bracket_lists_reads_a_bare_comma_list_as_a_list() -> None:
 
     assert bracket_lists(["model=a,b", "out=x,y", "model=[c,d]"], ("model",)) == ["model=[a,b]", "out=x,y", "model=[c,d]"]
     assert bracket_lists(["model='a,b'", "model=one"], ("model",)) == ["model='a,b'", "model=one"]
+    assert bracket_lists(["++model=a,b"], ("model",)) == ["++model=[a,b]"]
     assert bracket_lists(["-m", "model=a,b"], ("model",)) == ["-m", "model=a,b"]  # a sweep under --multirun
 
 

@@ -36,7 +36,7 @@ def bracket_lists(argv: list[str], keys: Collection[str]) -> list[str]:
     out = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key in keys and "," in value and value[0] not in "[('\"":
+        if sep and key.lstrip("+") in keys and "," in value and value[0] not in "[('\"":
             arg = f"{key}=[{value}]"
         out.append(arg)
     return out
