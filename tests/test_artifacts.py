@@ -17,6 +17,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeRegressor
 
 from costnet.errors import CostnetError
+from costnet.features.analytical import analytical_features
 from costnet.nets.arrays import to_arrays
 from costnet.nets.estimators import LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 from costnet.nets.mlp import MLPConfig
@@ -134,3 +135,35 @@ def test_peak_share_is_read_from_the_metadata_and_checked() -> None:
     for bad in ({"forward": -1.0}, {"forward": "fast"}, {"forward": True}, [0.5], 0.5):
         with pytest.raises(CostnetError, match="peak_share .*damaged artifact"):
             Predictor(LinearFlops(), {"op": "dense", "peak_share": bad}).peak_share("forward")
+
+
+class _Calls:
+    """An estimator stub: 1 ms per call, and the frames it was asked about."""
+
+    def __init__(self) -> None:
+        self.seen: list = []
+
+    def predict(self, frame):  # noqa: ANN001, ANN201
+        self.seen.append(frame)
+        return np.ones(len(frame))
+
+
+def test_a_row_wise_call_beyond_the_training_sizes_is_predicted_in_chunks() -> None:
+    """A softmax moving 10x the bytes of any training row is ten chunks of its rows; a smaller one,
+    an op without row dimensions and an artifact without ``max_bytes`` are predicted whole."""
+    import pandas as pd
+
+    small = {"op": "softmax", "mode": "forward", "optimizer": "none", "batch": 2, "rows": 4, "features": 64}
+    big = {**small, "batch": 8, "rows": 1000}
+    frame = pd.DataFrame([small, big])
+    limit = float(analytical_features(pd.DataFrame([{**big, "rows": 100}]))["bytes"].iloc[0])
+    stub = _Calls()
+    pred = Predictor(stub, {"op": "softmax", "max_bytes": limit}).predict(frame)
+    assert pred.tolist() == [1.0, 10.0]
+    chunk = stub.seen[0].iloc[1]
+    assert (chunk["batch"], chunk["rows"], chunk["features"]) == (800, 1, 64)
+    assert stub.seen[0].iloc[0][["batch", "rows"]].tolist() == [2, 4]
+    assert Predictor(_Calls(), {"op": "softmax"}).predict(frame).tolist() == [1.0, 1.0]
+    dense = pd.DataFrame([{"op": "dense", "mode": "forward", "optimizer": "none", "batch": 10**6, "in_features": 64, "out_features": 64,
+                           "bias": True, "activation": "none"}])
+    assert Predictor(_Calls(), {"op": "dense", "max_bytes": 1.0}).predict(dense).tolist() == [1.0]

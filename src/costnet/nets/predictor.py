@@ -25,8 +25,10 @@ import safetensors.numpy
 
 from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
+from costnet.features.analytical import analytical_features
 from costnet.features.transform import enrich
 from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
+from costnet.ops import get_op
 
 # 1: a torch pickle (never loaded: unpickling runs code); 2: safetensors with JSON metadata;
 # 3: the same, with features whose meaning changed (a batched matmul's GEMM view is one matrix of
@@ -66,7 +68,34 @@ class Predictor:
         if (wrong := frame["op"].astype(str) != self.op).any():
             raise CostnetError(f"this model predicts {self.op} layers only; {int(wrong.sum())} of {len(frame)} rows "
                                f"are of op {sorted(frame.loc[wrong, 'op'].astype(str).unique())}")
-        return self.estimator.predict(enrich(frame))
+        frame, chunks = self.chunked(frame)
+        return chunks * self.estimator.predict(enrich(frame))
+
+    def chunked(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Each row moving more bytes than any training row (``max_bytes``) as ``k`` equal
+        chunks of its op's independent rows (``Op.row_dims``: all of them in the first, the
+        others 1, the layout neusight2025 timed), with ``k``; rows within range, rows of ops
+        without ``row_dims`` and artifacts that do not record ``max_bytes`` (streamed training,
+        costnet before it) as they are (k = 1).
+
+        A row-wise op's time grows linearly with its rows once they fill the device; a model
+        asked far beyond its training sizes need not (README, "Beyond the sizes the op models
+        saw")."""
+        chunks = np.ones(len(frame))
+        limit, dims = self.meta.get("max_bytes"), get_op(self.op).row_dims
+        if not dims or isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            return frame, chunks
+        nbytes = analytical_features(frame)["bytes"].to_numpy(float)
+        rows = np.prod([frame[d].to_numpy(float) for d in dims], axis=0)
+        k = np.minimum(np.ceil(nbytes / limit), rows)
+        if not (over := k > 1).any():
+            return frame, chunks
+        chunks[over] = k[over]
+        frame = frame.copy()
+        frame[dims[0]] = np.where(over, np.ceil(rows / np.maximum(k, 1)), frame[dims[0]])
+        for d in dims[1:]:
+            frame[d] = np.where(over, 1, frame[d])
+        return frame, chunks
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact atomically: a crash leaves the old file or the new one, never half of one."""

@@ -99,6 +99,10 @@ class Op(ABC):
     optional: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     columns: ClassVar[tuple[str, ...]]
     has_params: ClassVar[bool] = True
+    # Leading dimensions whose rows the op treats independently (a softmax's or layer norm's rows):
+    # a call larger than any a model was trained on is predicted as equal chunks of them
+    # (costnet.nets.predictor.Predictor.predict). Empty: never split.
+    row_dims: ClassVar[tuple[str, ...]] = ()
     modules: ClassVar[tuple[type[nn.Module], ...]] = ()
     # modules of other libraries, by qualified class name (matched without importing them)
     module_paths: ClassVar[tuple[str, ...]] = ()

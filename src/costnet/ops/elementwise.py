@@ -194,6 +194,7 @@ class Softmax(Op):
     ranges = ("batch", "rows", "features")
     columns = ("batch", "rows", "features")
     has_params = False
+    row_dims = ("batch", "rows")
     modules = (nn.Softmax,)
     functions = ("softmax",)
 

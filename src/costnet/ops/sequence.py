@@ -42,6 +42,7 @@ class LayerNorm(Op):
     name = "layernorm"
     ranges = ("batch", "seq_len", "features")
     columns = ("batch", "seq_len", "features")
+    row_dims = ("batch", "seq_len")
     modules = (nn.LayerNorm,)
     module_paths = RMS_NORMS
 

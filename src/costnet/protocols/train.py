@@ -94,6 +94,7 @@ class Run:
                 "k": k, "train_devices": train_devices, "test_devices": list(fold.test_devices),
                 "train_modes": sorted(set(fold.train["mode"].astype(str))) if "mode" in fold.train else [],
                 "peak_share": fastest_share(fold.train),
+                "max_bytes": float(fold.train["bytes"].max()) if "bytes" in fold.train else None,
                 "features": self.cfg.features.name, "config": OmegaConf.to_container(self.cfg, resolve=True)}
         Predictor(est, meta).save(self.out / path)
         self.manifest.append({"path": str(path), "op": self.op, "model": model, "fold": fold.name, "k": k,
