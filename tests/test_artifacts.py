@@ -164,6 +164,8 @@ def test_a_row_wise_call_beyond_the_training_sizes_is_predicted_in_chunks() -> N
     assert (chunk["batch"], chunk["rows"], chunk["features"]) == (800, 1, 64)
     assert stub.seen[0].iloc[0][["batch", "rows"]].tolist() == [2, 4]
     assert Predictor(_Calls(), {"op": "softmax"}).predict(frame).tolist() == [1.0, 1.0]
+    with pytest.raises(CostnetError, match="max_bytes"):
+        Predictor(_Calls(), {"op": "softmax", "max_bytes": -1}).predict(frame)
     dense = pd.DataFrame([{"op": "dense", "mode": "forward", "optimizer": "none", "batch": 10**6, "in_features": 64, "out_features": 64,
                            "bias": True, "activation": "none"}])
     assert Predictor(_Calls(), {"op": "dense", "max_bytes": 1.0}).predict(dense).tolist() == [1.0]

@@ -83,7 +83,11 @@ class Predictor:
         saw")."""
         chunks = np.ones(len(frame))
         limit, dims = self.meta.get("max_bytes"), get_op(self.op).row_dims
-        if not dims or isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
+                                  or not (math.isfinite(limit) and limit > 0)):
+            raise CostnetError(f"the {self.op} model's max_bytes is not a positive number ({limit!r}): "
+                               "a damaged artifact")
+        if not dims or limit is None:
             return frame, chunks
         nbytes = analytical_features(frame)["bytes"].to_numpy(float)
         rows = np.prod([frame[d].to_numpy(float) for d in dims], axis=0)

@@ -101,7 +101,7 @@ class Op(ABC):
     has_params: ClassVar[bool] = True
     # Leading dimensions whose rows the op treats independently (a softmax's or layer norm's rows):
     # a call larger than any a model was trained on is predicted as equal chunks of them
-    # (costnet.nets.predictor.Predictor.predict). Empty: never split.
+    # (costnet.nets.predictor.Predictor.chunked). Empty: never split.
     row_dims: ClassVar[tuple[str, ...]] = ()
     modules: ClassVar[tuple[type[nn.Module], ...]] = ()
     # modules of other libraries, by qualified class name (matched without importing them)
