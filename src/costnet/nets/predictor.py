@@ -25,7 +25,6 @@ import safetensors.numpy
 
 from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
-from costnet.features.analytical import analytical_features
 from costnet.features.transform import enrich
 from costnet.nets.estimators import Estimator, LinearFlops, MLPEstimator, Paleo, Roofline, SklearnEstimator
 from costnet.ops import get_op
@@ -68,15 +67,16 @@ class Predictor:
         if (wrong := frame["op"].astype(str) != self.op).any():
             raise CostnetError(f"this model predicts {self.op} layers only; {int(wrong.sum())} of {len(frame)} rows "
                                f"are of op {sorted(frame.loc[wrong, 'op'].astype(str).unique())}")
-        frame, chunks = self.chunked(frame)
-        return chunks * self.estimator.predict(enrich(frame))
+        enriched = enrich(frame)
+        chunked, chunks = self.chunked(frame, enriched["bytes"].to_numpy(float))
+        return chunks * self.estimator.predict(enriched if chunked is frame else enrich(chunked))
 
-    def chunked(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        """Each row moving more bytes than any training row (``max_bytes``) as ``k`` equal
-        chunks of its op's independent rows (``Op.row_dims``: all of them in the first, the
-        others 1, the layout neusight2025 timed), with ``k``; rows within range, rows of ops
-        without ``row_dims`` and artifacts that do not record ``max_bytes`` (streamed training,
-        costnet before it) as they are (k = 1).
+    def chunked(self, frame: pd.DataFrame, nbytes: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        """Each row moving more bytes (``nbytes``, its analytical ``bytes``) than any training row
+        (``max_bytes``) as ``k`` equal chunks of its op's independent rows (``Op.row_dims``: all of
+        them in the first, the others 1, the layout neusight2025 timed), with ``k``; rows within
+        range, rows of ops without ``row_dims`` and artifacts that do not record ``max_bytes``
+        (streamed training, costnet before it) as they are (k = 1).
 
         A row-wise op's time grows linearly with its rows once they fill the device; a model
         asked far beyond its training sizes need not (README, "Beyond the sizes the op models
@@ -89,7 +89,6 @@ class Predictor:
                                "a damaged artifact")
         if not dims or limit is None:
             return frame, chunks
-        nbytes = analytical_features(frame)["bytes"].to_numpy(float)
         rows = np.prod([frame[d].to_numpy(float) for d in dims], axis=0)
         k = np.minimum(np.ceil(nbytes / limit), rows)
         if not (over := k > 1).any():

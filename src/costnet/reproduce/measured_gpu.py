@@ -57,12 +57,12 @@ def seen_workloads(root: Path, models: Mapping[str, Predictor], wanted: list[str
     labels = pd.read_parquet(root / "workload_labels.parquet")
     if wanted:
         labels = labels[labels["model"].isin(wanted)]
+    hardware = {gpu: spec_sheet_hardware(root / "devices.json", str(gpu)) for gpu in labels["gpu"].unique()}
     extracted: Extracted = {}
     rows = []
     for w in labels.itertuples():
-        hardware = spec_sheet_hardware(root / "devices.json", str(w.gpu))
-        predicted, _, _ = predict_workload(root / "workload_configs", w, models, hardware, extracted)
-        rows.append({"gpu": hardware["device"], "workload": w.workload, "measured_ms": float(w.e2e_ms),
+        predicted, _, _ = predict_workload(root / "workload_configs", w, models, hardware[w.gpu], extracted)
+        rows.append({"gpu": hardware[w.gpu]["device"], "workload": w.workload, "measured_ms": float(w.e2e_ms),
                      "predicted_ms": predicted, "error": predicted / float(w.e2e_ms) - 1})
     return pd.DataFrame(rows)
 
