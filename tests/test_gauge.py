@@ -34,6 +34,7 @@ from costnet.gauge import (
 )
 from costnet.hardware import load_catalog
 from tests.conftest import run_cli
+from tests.test_networks import ConstantConv
 
 # ----------------------------------------------------------------- online
 
@@ -229,20 +230,16 @@ def test_roofline_step_time() -> None:
         roofline_step_time(1.0, 1.0, 0.0, specs)
 
 
-class _PerGpuConv:
+class _PerGpuConv(ConstantConv):
     """A stand-in conv2d predictor trained on one GPU: a constant time per layer."""
 
-    op = "conv2d"
-
     def __init__(self, gpu: str, ms: float) -> None:
-        self.meta, self.ms = {"model": "mlp", "op": "conv2d", "train_devices": [gpu]}, ms
-
-    def peak_share(self, mode: str) -> float:
-        return 1.0
+        super().__init__(ms)
+        self.meta = {**self.meta, "train_devices": [gpu]}
 
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         assert rows["mode"].eq("train").all()
-        return np.full(len(rows), self.ms)
+        return super().predict(rows)
 
 
 def test_network_step_time_uses_each_gpus_own_model() -> None:

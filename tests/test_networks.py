@@ -206,6 +206,9 @@ class ConstantConv:
     def peak_share(self, mode: str) -> float:
         return self.share
 
+    def beyond(self, rows: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+        return {}  # a model of every device
+
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         self.seen = rows
         return np.full(len(rows), self.ms)
@@ -269,17 +272,7 @@ def test_repredict_keeps_measured_times_and_changes_predictions() -> None:
     table.insert(2, "step", "forward")
     summary = pd.DataFrame([{"network": "small", "batch": 2, "mode": "forward", "whole_ms": 10.0}])
 
-    class Constant:
-        meta = {"model": "mlp", "op": "conv2d"}
-        op = "conv2d"
-
-        def peak_share(self, mode: str) -> float:
-            return 1.0
-
-        def predict(self, rows: pd.DataFrame) -> np.ndarray:
-            return np.full(len(rows), 3.0)
-
-    again, layers_again = repredict(summary, table.drop(columns=["parents"]), {"conv2d": Constant()}, HARDWARE)
+    again, layers_again = repredict(summary, table.drop(columns=["parents"]), {"conv2d": ConstantConv(3.0)}, HARDWARE)
     row = again.iloc[0]
     convs = int((table["op"] == "conv2d").sum())
     covered = int((table["kind"] == "layer").sum())

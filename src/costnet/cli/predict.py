@@ -40,6 +40,9 @@ def _task(cfg: DictConfig) -> None:
     if len(uncovered):
         print(f"\n{len(uncovered)} layers no op covers, estimated analytically: "
               + ", ".join(sorted(set(uncovered["op"].astype(str)))))
+    if clipped := sorted(set(table.loc[table["source"].str.contains("seen clipped", regex=False), "op"].astype(str))):
+        print(f"\n{cfg.hardware} lies beyond the GPUs the models of {', '.join(clipped)} were trained on (see "
+              "source): their networks see it clipped into that range, their bounds use its own specs")
     print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.hardware}: "
           f"{total.batch_ms:.4g} ms per batch, {total.epoch_s:.4g} s per epoch of {total.batches_per_epoch} batches; "
           f"{100 * total.modeled_share:.1f} % of the time from trained models "

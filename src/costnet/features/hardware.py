@@ -25,6 +25,8 @@ from costnet.hardware.spec_sheets import read_spec_sheets
 
 HARDWARE_FEATURES = ("hw_peak_gflops", "hw_bandwidth_gbs", "hw_cores", "hw_clock_mhz", "hw_memory_gb",
                      "hw_bus_width_bits")
+# Every numeric column that describes the device rather than the layer.
+DEVICE_COLUMNS = (*HARDWARE_FEATURES, "hw_sm_count", "hw_l2_mb")
 
 
 def from_catalog(entry: Mapping[str, Any]) -> dict[str, Any]:

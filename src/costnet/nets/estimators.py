@@ -19,6 +19,7 @@ import torch
 from numpy.typing import ArrayLike
 
 from costnet.errors import CostnetError
+from costnet.features.envelope import DeviceEnvelope
 from costnet.features.transform import FeatureSet, FeatureTransform, Moments
 from costnet.nets.arrays import LinearArrays, TreeArrays, from_arrays, to_arrays
 from costnet.nets.mlp import BOUNDS, MLPConfig, build_mlp
@@ -112,6 +113,7 @@ class MLPEstimator(Estimator):
         self.transform = FeatureTransform(features)
         self.nets: list[torch.nn.Sequential] = []
         self.y_mean, self.y_std = 0.0, 1.0
+        self.envelope: DeviceEnvelope | None = None  # fitted with device_envelope (costnet.features.envelope)
         self.history: dict[str, float] = {}
         self.monitor = Monitor()
 
@@ -134,8 +136,9 @@ class MLPEstimator(Estimator):
         return np.log(frame[column].to_numpy(float))
 
     def _x(self, frame: pd.DataFrame) -> np.ndarray:
-        """The network's input: the features, and for the bounded head the log of its bound."""
-        x = self.transform.transform(frame)
+        """The network's input: the features (of each device clipped into the training range with
+        ``device_envelope``), and for the bounded head the log of its bound, from the true device."""
+        x = self.transform.transform(self.envelope.clip(frame) if self.envelope else frame)
         if self.cfg.head != "bounded":
             return x
         return np.hstack([x, self._log_time(frame, BOUNDS[self.cfg.bound], "head=bounded")[:, None].astype(np.float32)])
@@ -178,6 +181,7 @@ class MLPEstimator(Estimator):
             raise CostnetError(f"the MLP stops early on validation rows, and none were given (training rows: "
                                f"{len(train)}); collect more rows or give the split a validation share")
         self.transform.fit(train)
+        self.envelope = DeviceEnvelope().add(train) if self.cfg.device_envelope else None
         self._scale_target(Moments(1).add(self._log_target(train)))
         data = (*self._xy(train), *self._xy(val))
         self._train_members(monitor, lambda net, cfg, watched: train_mlp(
@@ -200,6 +204,8 @@ class MLPEstimator(Estimator):
             raise CostnetError(f"unknown freeze option {freeze!r}: choose from ['none', 'body', 'first']")
         cfg = replace(self.cfg, **(finetune or {}))
         tuned = copy.deepcopy(self)
+        if tuned.envelope:  # the new device's rows are training rows now
+            tuned.envelope.add(rows)
         x, y = tuned._xy(rows)
         for net in tuned.nets:
             linears = [m for m in net if isinstance(m, torch.nn.Linear)]
@@ -229,7 +235,8 @@ class MLPEstimator(Estimator):
     def state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.nets, "fit before saving"
         doc = {"kind": self.kind, "features": self.transform.state(), "config": asdict(self.cfg),
-               "members": len(self.nets), "y_mean": self.y_mean, "y_std": self.y_std}
+               "members": len(self.nets), "y_mean": self.y_mean, "y_std": self.y_std,
+               **({"envelope": self.envelope.state()} if self.envelope else {})}
         arrays = {f"net{i}.{name}": tensor.detach().cpu().numpy()
                   for i, net in enumerate(self.nets) for name, tensor in net.state_dict().items()}
         return doc, arrays
@@ -239,6 +246,10 @@ class MLPEstimator(Estimator):
         transform = FeatureTransform.from_state(doc["features"])
         est = cls(transform.features, MLPConfig(**doc["config"]))
         est.transform, est.y_mean, est.y_std = transform, float(doc["y_mean"]), float(doc["y_std"])
+        if est.cfg.device_envelope:
+            if "envelope" not in doc:
+                raise CostnetError("the model was trained with device_envelope but records no envelope")
+            est.envelope = DeviceEnvelope.from_state(doc["envelope"])
         for i in range(int(doc["members"])):
             net = build_mlp(transform.width, est.cfg)
             prefix = f"net{i}."

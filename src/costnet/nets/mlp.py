@@ -37,6 +37,7 @@ class MLPConfig:
     relative_to: str = "none"  # none: regress log time; roofline: log(time / roofline estimate)
     head: str = "free"  # free: any time; bounded: never below the roofline bound (costnet.nets.mlp.Bounded)
     bound: str = "roofline"  # the bounded head's bound: roofline (t_roofline_ms) or wave (t_bound_ms)
+    device_envelope: bool = False  # bounded head: the network sees devices clipped to the training range
     devices: int = 1  # CPU processes; > 1: data-parallel (DDP over gloo), batch_size is then the global batch
     progress: bool = False
 
@@ -55,6 +56,9 @@ class MLPConfig:
             raise CostnetError(f"mlp: head must be 'free' or 'bounded', got {self.head!r}")
         if self.bound not in BOUNDS:
             raise CostnetError(f"mlp: bound must be one of {list(BOUNDS)}, got {self.bound!r}")
+        if self.device_envelope and self.head != "bounded":
+            raise CostnetError("mlp: device_envelope needs head=bounded, whose bound keeps the true device's "
+                               "scale (a free head would predict a faster GPU as the fastest it saw)")
         if self.head == "bounded" and self.relative_to != "none":
             raise CostnetError("mlp: head=bounded already predicts time relative to the roofline; use relative_to=none")
         if not 1 <= self.devices <= self.batch_size:

@@ -59,6 +59,13 @@ class Predictor:
                                f"(peak_share: {shares!r}): a damaged artifact")
         return float(value)
 
+    def beyond(self, rows: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+        """The device columns in which ``rows`` lie beyond the devices the model was trained on,
+        each with the farthest value and the training range, where the model clips its view of
+        the device to that range (``device_envelope``, costnet.features.envelope); else empty."""
+        envelope = getattr(self.estimator, "envelope", None)
+        return envelope.beyond(rows) if envelope else {}
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Predicted time per call (ms) of each row; every row must be of the model's op
         (``op`` holds costnet's op names, published datasets' rows included: costnet.sources)."""

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from costnet.data.schema import CONFIG
 from costnet.data.stream import PARTS, Scan, Split
 from costnet.errors import CostnetError
+from costnet.features.envelope import DeviceEnvelope
 from costnet.features.hardware import dataset_hardware
 from costnet.features.transform import Moments, enrich
 from costnet.nets.estimators import MLPEstimator, Monitor, measured_times
@@ -125,11 +126,14 @@ def fit_scalers(est: MLPEstimator, stream: RowStream) -> StreamCounts:
     """One pass: fit ``est``'s feature transform and target scale on the training rows only;
     count every part's rows per batch."""
     stats, logy, counts = est.transform.statistics(), Moments(1), StreamCounts()
+    envelope = DeviceEnvelope() if est.cfg.device_envelope else None
     for key, batch, parts in stream.batches():
         counts.rows[key] = np.bincount(parts, minlength=len(PARTS))
         if (train := parts == TRAIN).any():
             frame = stream.rows(batch.filter(pa.array(train)))
             stats.add(frame)
+            if envelope:
+                envelope.add(frame)
             logy.add(est._log_target(frame))
             counts.modes.update(frame["mode"].astype(str).unique())
             counts.devices.update(frame["device"].astype(str).unique())
@@ -137,6 +141,7 @@ def fit_scalers(est: MLPEstimator, stream: RowStream) -> StreamCounts:
         raise CostnetError(f"stream: {counts.total(TRAIN)} training and {counts.total(VAL)} validation rows in "
                            f"{[str(r) for r in stream.scan.roots]} (op {stream.scan.op!r}): the MLP needs both")
     stats.finish()
+    est.envelope = envelope
     est._scale_target(logy)
     return counts
 
