@@ -107,4 +107,4 @@ def test_a_network_layer_on_a_device_beyond_the_range_says_so(trained: MLPEstima
     beyond = layer_times(layers, models, {"device": "big", "hw_peak_gflops": 4000.0, "hw_bandwidth_gbs": 50.0})
     dense = layers["op"] == "dense"
     assert inside.loc[dense, "source"].eq("model:bounded").all()
-    assert beyond.loc[dense, "source"].str.endswith("(device beyond its training GPUs in peak_gflops: seen clipped)").all()
+    assert beyond.loc[dense, "source"].str.endswith("(device beyond the trained range: seen clipped)").all()

@@ -249,8 +249,8 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
             share = models[op].peak_share(setting.row_mode)
             floor = compute_ms(fewest, peak * share) if setting.compute_floor else np.zeros(len(flops))
             source = f"model:{models[op].meta.get('model', 'model')}{how}"
-            if beyond := models[op].beyond(rows):
-                source += f" (device beyond its training GPUs in {', '.join(c.removeprefix('hw_') for c in beyond)}: seen clipped)"
+            if models[op].beyond(rows):  # costnet.features.envelope
+                source += " (device beyond the trained range: seen clipped)"
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:
