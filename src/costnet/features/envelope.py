@@ -9,9 +9,10 @@ its bound (the wave-quantized roofline time) keeps the true device: the scale of
 still comes from physics, the efficiency from the nearest GPUs the model knows. This is the
 clipping trees do by construction (a split never reaches past the last training value).
 
-Measured (README, "Whole models"): on neusight2025's workloads with each GPU left out, the
-A100 (the largest GPU, held out) went from 7.1 to 3.8 % mean error and the P4 (the smallest)
-from 12.0 to 9.5 %; the GPUs inside the range are unchanged.
+Measured (README, "Whole models" and "GPUs a model never saw"): on neusight2025's workloads
+with each GPU left out, the A100 (the largest GPU, held out) went from 7.1 to 3.8 % mean error
+and the P4 (the smallest) from 12.0 to 9.5 %, though the P4's op-level errors rose on every op;
+the GPUs inside the range are unchanged.
 """
 
 from __future__ import annotations
