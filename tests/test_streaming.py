@@ -17,6 +17,7 @@ from costnet.data.schema import COMMON
 from costnet.data.store import DatasetStore
 from costnet.data.stream import Scan, Split
 from costnet.errors import CostnetError
+from costnet.features.envelope import DeviceEnvelope
 from costnet.features.transform import FeatureSet, FeatureTransform, Moments, enrich
 from costnet.nets.estimators import MLPEstimator, Monitor
 from costnet.nets.mlp import MLPConfig
@@ -128,6 +129,17 @@ def test_streamed_transform_fit_equals_the_in_memory_fit(data: Path) -> None:
     # the in-memory fit is the pandas formula it replaced
     values = pd.DataFrame(memory._numeric(train), columns=list(FEATURES.numeric))
     assert np.allclose([memory.mean[c] for c in FEATURES.numeric], values.mean(), rtol=1e-12, atol=1e-12)
+
+
+def test_streamed_device_envelope_equals_the_in_memory_one(data: Path) -> None:
+    s = stream(data)
+    est = MLPEstimator(FEATURES, MLPConfig(head="bounded", device_envelope=True))
+    fit_scalers(est, s)
+    train_ids = {k for k, v in parts(s).items() if v == TRAIN}
+    rows = in_memory(data)
+    memory = DeviceEnvelope().add(rows[rows["row_id"].isin(train_ids)])
+    assert est.envelope is not None and est.envelope.bounds == memory.bounds
+    assert memory.bounds["hw_peak_gflops"] == (80.0, 120.0)  # both machines' measured peaks
 
 
 def test_moments_merge_and_constant_columns() -> None:
