@@ -62,12 +62,19 @@ def int_option(cfg: DictConfig, key: str, minimum: int = 1, optional: bool = Fal
     return int(value)
 
 
+def is_number(value: Any, positive: bool = False) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool; above 0 where ``positive``): what a
+    number read from a config, an artifact or a user's file must be before costnet computes with it."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and (value > 0 or not positive))
+
+
 def float_option(cfg: DictConfig, key: str, optional: bool = False) -> float | None:
     """``cfg.<key>`` as a finite positive float (None where ``optional`` and unset), or a
     CostnetError naming the key and the value."""
     value = OmegaConf.select(cfg, key)
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not is_number(value, positive=True):
         raise CostnetError(f"{key} must be {'null or ' if optional else ''}a positive number, got {value!r}")
     return float(value)

@@ -14,7 +14,7 @@ from costnet.cli.common import bracket_lists, path_list, run_hydra
 from costnet.config import float_option, int_option
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.api import predict_model
-from costnet.networks.estimate import Setting, network_time
+from costnet.networks.estimate import CLIPPED, Setting, network_time
 from costnet.networks.build import build
 
 COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
@@ -40,7 +40,7 @@ def _task(cfg: DictConfig) -> None:
     if len(uncovered):
         print(f"\n{len(uncovered)} layers no op covers, estimated analytically: "
               + ", ".join(sorted(set(uncovered["op"].astype(str)))))
-    if clipped := sorted(set(table.loc[table["source"].str.contains("seen clipped", regex=False), "op"].astype(str))):
+    if clipped := sorted(set(table.loc[table["source"].str.contains(CLIPPED, regex=False), "op"].astype(str))):
         print(f"\n{cfg.hardware} lies beyond the GPUs the models of {', '.join(clipped)} were trained on (see "
               "source): their networks see it clipped into that range, their bounds use its own specs")
     print(f"\n{cfg.network} {cfg.mode} batch {cfg.batch_size} on {cfg.hardware}: "

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from costnet.config import is_number
 from costnet.errors import CostnetError
 from costnet.features.hardware import DEVICE_COLUMNS
 from costnet.features.transform import enrich
@@ -80,8 +81,7 @@ class DeviceEnvelope:
             raise CostnetError(f"device envelope {state!r} is not a mapping of column to [least, largest]")
         bounds = {}
         for col, pair in state.items():
-            ok = (isinstance(pair, (list, tuple)) and len(pair) == 2
-                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in pair))
+            ok = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(is_number(v) for v in pair)
             if col not in DEVICE_COLUMNS or not ok or pair[0] > pair[1]:
                 raise CostnetError(f"device envelope: {col!r}: {pair!r} is not a device column's [least, largest]")
             bounds[col] = (float(pair[0]), float(pair[1]))

@@ -18,7 +18,6 @@ step), :func:`roofline_step_time` needs only a job's FLOP and byte totals.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +72,6 @@ class Job:
             raise CostnetError(f"epochs must be a positive number, got {self.epochs!r}")
 
 
-def _positive(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 def default_catalog_path() -> Path:
     return config.conf_dir() / "gauge" / "catalog.yaml"
 
@@ -97,7 +92,7 @@ def load_offerings(path: str | Path | None = None) -> list[Offering]:
                            "non-empty list")
     links = data["links"]
     for name, link in links.items():
-        if not isinstance(link, dict) or not _positive(link.get("bandwidth_gbs")):
+        if not isinstance(link, dict) or not config.is_number(link.get("bandwidth_gbs"), positive=True):
             raise CostnetError(f"gauge catalog {str(path)!r}: link {name!r} needs a positive bandwidth_gbs")
     known = load_catalog()
     offerings = []
@@ -112,7 +107,7 @@ def load_offerings(path: str | Path | None = None) -> list[Offering]:
         if not isinstance(counts, list) or not counts \
                 or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in counts):
             raise CostnetError(f"{where}: counts must be a list of positive integers, got {counts!r}")
-        if not _positive(entry.get("price_per_gpu_hour")):
+        if not config.is_number(entry.get("price_per_gpu_hour"), positive=True):
             raise CostnetError(f"{where}: price_per_gpu_hour must be a positive number, "
                                f"got {entry.get('price_per_gpu_hour')!r}")
         if entry.get("link") not in links:
@@ -144,7 +139,7 @@ def roofline_step_time(flops_per_sample: float, bytes_per_sample: float, ppp: fl
     """
     for name, value in (("flops_per_sample", flops_per_sample), ("bytes_per_sample", bytes_per_sample),
                         ("ppp", ppp)):
-        if not _positive(value):
+        if not config.is_number(value, positive=True):
             raise CostnetError(f"{name} must be a positive number, got {value!r}")
     specs = hardware if hardware is not None else load_catalog()
 
@@ -192,12 +187,12 @@ def predict_configurations(step_time_ms: StepTime, gradient_bytes: float, job: J
     ``step_time_ms(gpu, per_gpu_batch)`` is any single-GPU step-time predictor;
     ``gradient_bytes`` is what each step all-reduces (parameters x bytes per gradient value).
     """
-    if not _positive(gradient_bytes):
+    if not config.is_number(gradient_bytes, positive=True):
         raise CostnetError(f"gradient_bytes must be a positive number, got {gradient_bytes!r}")
     rows = []
     for offer in offerings:
         compute_ms = float(step_time_ms(offer.gpu, job.batch_size))
-        if not _positive(compute_ms):
+        if not config.is_number(compute_ms, positive=True):
             raise CostnetError(f"the step-time predictor gave {compute_ms!r} ms for {offer.gpu}: expected a "
                                "positive time")
         for count in offer.counts:

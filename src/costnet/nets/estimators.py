@@ -64,6 +64,7 @@ class Estimator:
     kind: ClassVar[str]
     chosen: dict[str, Any] | None = None
     selection_score: float | None = None
+    envelope: DeviceEnvelope | None = None  # the MLP's with device_envelope (costnet.features.envelope)
 
     def watch(self, monitor: Monitor) -> None:
         """Let ``monitor`` watch the next fit. Only the MLP trains with Lightning; the other
@@ -113,7 +114,6 @@ class MLPEstimator(Estimator):
         self.transform = FeatureTransform(features)
         self.nets: list[torch.nn.Sequential] = []
         self.y_mean, self.y_std = 0.0, 1.0
-        self.envelope: DeviceEnvelope | None = None  # fitted with device_envelope (costnet.features.envelope)
         self.history: dict[str, float] = {}
         self.monitor = Monitor()
 

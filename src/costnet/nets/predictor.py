@@ -13,7 +13,6 @@ parameters). Loading it parses JSON and arrays only; nothing in the file can run
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pandas as pd
 import safetensors
 import safetensors.numpy
 
+from costnet.config import is_number
 from costnet.data.store import atomic_write_bytes
 from costnet.errors import CostnetError
 from costnet.features.transform import enrich
@@ -54,7 +54,7 @@ class Predictor:
         record it: artifacts of streamed training and of costnet before it."""
         shares = self.meta.get("peak_share") or {}
         value = shares.get(mode, 1.0) if isinstance(shares, Mapping) else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        if not is_number(value, positive=True):
             raise CostnetError(f"the {self.op} model's peak_share for mode {mode!r} is not a positive number "
                                f"(peak_share: {shares!r}): a damaged artifact")
         return float(value)
@@ -63,7 +63,7 @@ class Predictor:
         """The device columns in which ``rows`` lie beyond the devices the model was trained on,
         each with the farthest value and the training range, where the model clips its view of
         the device to that range (``device_envelope``, costnet.features.envelope); else empty."""
-        envelope = getattr(self.estimator, "envelope", None)
+        envelope = self.estimator.envelope
         return envelope.beyond(rows) if envelope else {}
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -90,8 +90,7 @@ class Predictor:
         saw")."""
         chunks = np.ones(len(frame))
         limit, dims = self.meta.get("max_bytes"), get_op(self.op).row_dims
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))
-                                  or not (math.isfinite(limit) and limit > 0)):
+        if limit is not None and not is_number(limit, positive=True):
             raise CostnetError(f"the {self.op} model's max_bytes is not a positive number ({limit!r}): "
                                "a damaged artifact")
         if not dims or limit is None:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from costnet.config import is_number
 from costnet.errors import CostnetError
 from costnet.features.analytical import analytical_features
 from costnet.features.hardware import from_catalog, from_record, spec_sheet_hardware
@@ -36,6 +37,9 @@ from costnet.ops.step import OPTIMIZER_STATES, check_dtypes, update_bytes
 from costnet.roofline import compute_ms, paleo_ms
 
 LOCAL = ("local", "cpu")
+
+# Appended to a layer's source when its model saw the device clipped into its training range.
+CLIPPED = " (device beyond the trained range: seen clipped)"
 
 
 def hardware_features(name: str, specs: Path | None = None) -> dict[str, Any]:
@@ -170,11 +174,9 @@ class Setting:
         if self.mode not in MODES:
             raise CostnetError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
         check_dtypes([self.dtype])
-        gap = self.kernel_gap_ms
-        if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not math.isfinite(gap):
+        if not is_number(self.kernel_gap_ms):
             raise CostnetError(f"kernel_gap_ms must be a finite number of ms, got {self.kernel_gap_ms!r}")
-        ratio = self.pass_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (math.isfinite(ratio) and ratio > 0):
+        if not is_number(self.pass_ratio, positive=True):
             raise CostnetError(f"pass_ratio must be a positive finite number, got {self.pass_ratio!r}")
         if not (0 < self.ppp_comp <= 1 and 0 < self.ppp_mem <= 1):
             raise CostnetError(f"ppp_comp and ppp_mem must be in (0, 1], got {self.ppp_comp}, {self.ppp_mem}")
@@ -250,7 +252,7 @@ def layer_times(layers: pd.DataFrame, models: Mapping[str, Predictor], hardware:
             floor = compute_ms(fewest, peak * share) if setting.compute_floor else np.zeros(len(flops))
             source = f"model:{models[op].meta.get('model', 'model')}{how}"
             if models[op].beyond(rows):  # costnet.features.envelope
-                source += " (device beyond the trained range: seen clipped)"
+                source += CLIPPED
             table.loc[index, "time_ms"] = np.maximum(predicted, floor)
             table.loc[index, "source"] = np.where(predicted < floor, f"{source} (raised to the compute floor)", source)
         else:
