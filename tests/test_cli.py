@@ -88,3 +88,10 @@ def test_predict_out_that_is_a_directory(tmp_path: Path) -> None:
     code, stderr = run_main("predict", "network=alexnet", "batch_size=1", "hardware=V100", f"out={tmp_path}")
     assert (code, stderr.strip().splitlines()) == (
         2, [f"costnet: error: output file '{tmp_path}' is not writable: Is a directory"])
+
+
+def test_predict_checks_the_device_before_building_the_model(tmp_path: Path) -> None:
+    """A wrong GPU name fails at once, not after a large model is built: the network here
+    could not even be built, and the error is the device's."""
+    code, stderr = run_main("predict", f"network=hf:{tmp_path / 'absent.json'}", "batch_size=1", "hardware=NoSuchGPU")
+    assert code == 2 and "NoSuchGPU" in stderr and "absent.json" not in stderr

@@ -70,7 +70,8 @@ def test_every_call_of_a_transformer_is_mapped_and_none_dropped(tiny: Path) -> N
 @pytest.mark.parametrize("content, message", [
     ("{not json", "is not JSON"),
     (json.dumps({"n_layer": 2}), "has no model_type"),
-    (json.dumps({"model_type": "no-such-model"}), "model_type 'no-such-model'"),
+    (json.dumps({"model_type": "no-such-model"}), "has no model_type 'no-such-model'$"),
+    (json.dumps({"model_type": "gtp2"}), r"has no model_type 'gtp2' \(did you mean gpt2"),
     (json.dumps({**TINY_GPT2, "auto_map": {"AutoModel": "evil.Model"}}), "names remote code"),
 ])
 def test_bad_configs_get_one_clear_error(tmp_path: Path, content: str, message: str) -> None:

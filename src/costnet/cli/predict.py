@@ -14,7 +14,7 @@ from costnet.cli.common import bracket_lists, path_list, run_hydra
 from costnet.config import float_option, int_option
 from costnet.data.store import atomic_write_bytes, ensure_writable
 from costnet.networks.api import predict_model
-from costnet.networks.estimate import CLIPPED, Setting, network_time
+from costnet.networks.estimate import CLIPPED, Setting, hardware_features, load_models, network_time
 from costnet.networks.build import build
 
 COLUMNS = ["name", "op", "out_shape", "source", "flops", "time_ms", "share"]
@@ -27,8 +27,11 @@ def _task(cfg: DictConfig) -> None:
     top = int_option(cfg, "top", minimum=0)
     if cfg.out:
         ensure_writable(Path(str(cfg.out)), file=True)
+    # the device and the models first: a bad name fails at once, before a large model is built
+    hardware_features(str(cfg.hardware), Path(str(cfg.hardware_specs)) if cfg.hardware_specs else None)
+    models = load_models(path_list(cfg.model), str(cfg.hardware))
     module, example = build(str(cfg.network), batch_size, int_option(cfg, "seq_len"))
-    result = predict_model(module, example, str(cfg.hardware), models=path_list(cfg.model),
+    result = predict_model(module, example, str(cfg.hardware), models=models,
                            hardware_specs=cfg.hardware_specs or None, method=str(cfg.method), **asdict(setting))
     table, hardware = result.layers, result.hardware
     modeled = sorted(set(table.loc[table["source"].str.startswith("model"), "op"].astype(str)))

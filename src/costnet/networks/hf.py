@@ -12,6 +12,7 @@ Needs the optional extra ``pip install -e .[hf]`` (transformers).
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +50,10 @@ def read_config(path: Path) -> Any:
         raise CostnetError(f"Hugging Face config {str(path)!r} names remote code (auto_map); costnet never runs "
                            "code a config points at: use a model type transformers ships")
     model_type = raw.pop("model_type")
+    if model_type not in transformers.CONFIG_MAPPING:  # its own error lists every type, hundreds
+        close = difflib.get_close_matches(model_type, list(transformers.CONFIG_MAPPING.keys()), n=3)
+        raise CostnetError(f"Hugging Face config {str(path)!r}: transformers {transformers.__version__} has no "
+                           f"model_type {model_type!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
     try:
         config = transformers.AutoConfig.for_model(model_type, **raw)
     except (ValueError, KeyError, TypeError) as exc:
