@@ -169,3 +169,18 @@ def test_a_row_wise_call_beyond_the_training_sizes_is_predicted_in_chunks() -> N
     dense = pd.DataFrame([{"op": "dense", "mode": "forward", "optimizer": "none", "batch": 10**6, "in_features": 64, "out_features": 64,
                            "bias": True, "activation": "none"}])
     assert Predictor(_Calls(), {"op": "dense", "max_bytes": 1.0}).predict(dense).tolist() == [1.0]
+
+
+def test_rows_enriched_by_the_caller_are_used_as_they_are_and_must_be_the_same_rows() -> None:
+    """``predict(frame, enrich(frame))`` (a whole network's rows, featurized once for its table
+    and its model) predicts what ``predict(frame)`` does; enriched rows of another frame are refused."""
+    from costnet.features.transform import enrich
+
+    frame = synthetic(20, 4).drop(columns=["time_median_ms"])
+    predictor = Predictor(Roofline().fit(synthetic(50, 1), synthetic(20, 2)), {"op": "dense"})
+    np.testing.assert_array_equal(predictor.predict(frame, enrich(frame)), predictor.predict(frame))
+    stub = _Calls()
+    Predictor(stub, {"op": "dense"}).predict(frame, enrich(frame).assign(marker=1.0))
+    assert "marker" in stub.seen[0]  # the caller's rows, not enriched again
+    with pytest.raises(CostnetError, match="not the rows of the frame"):
+        predictor.predict(frame, enrich(frame.iloc[::-1]))

@@ -237,7 +237,7 @@ class _PerGpuConv(ConstantConv):
         super().__init__(ms)
         self.meta = {**self.meta, "train_devices": [gpu]}
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame, enriched: pd.DataFrame | None = None) -> np.ndarray:
         assert rows["mode"].eq("train").all()
         return super().predict(rows)
 

@@ -125,6 +125,43 @@ def test_untraceable_module_falls_back_to_hooks() -> None:
         extract_layers(Small(), x, "magic")
 
 
+class SplitHeads(nn.Module):
+    """Attention-like: the two halves of a split (a tuple output) multiplied together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.proj(x).split(8, dim=1)
+        return torch.matmul(a, b.t())
+
+
+def test_hooks_record_the_tensors_of_a_tuple_output() -> None:
+    frame = extract_layers(SplitHeads(), torch.randn(4, 8), "hooks").set_index("name")
+    assert frame.loc["split_1", "parents"] == ["proj"]
+    assert frame.loc["matmul_3", "parents"] == ["split_1", "t_2"] and frame.loc["matmul_3", "input_grad"]
+
+
+def test_a_freed_tensors_producer_is_not_inherited_by_a_tensor_reusing_its_id() -> None:
+    """CPython gives a new object the id of a freed one; the hook fallback once looked
+    producers up by id alone, so parents (and input_grad) changed from run to run."""
+    from costnet.networks.extract import _Producers
+
+    producers = _Producers()
+    for _ in range(1000):
+        old = torch.empty(3)
+        producers.record(old, "gone")
+        old_id = id(old)
+        assert producers.get(old) == "gone"
+        del old
+        new = torch.empty(3)
+        if id(new) == old_id:
+            assert producers.get(new) is None
+            return
+    pytest.skip("this interpreter never reused the id of a freed tensor")
+
+
 def test_unsupported_modules_are_listed_with_a_reason() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3, dilation=2), nn.PReLU())
     frame = extract_layers(net, torch.randn(1, 3, 16, 16))
@@ -209,7 +246,7 @@ class ConstantConv:
     def beyond(self, rows: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
         return {}  # a model of every device
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame, enriched: pd.DataFrame | None = None) -> np.ndarray:
         self.seen = rows
         return np.full(len(rows), self.ms)
 
@@ -325,7 +362,7 @@ def test_a_model_predicting_no_time_is_an_error_not_a_smaller_sum(bad: float) ->
 class FlopsConv(ConstantConv):
     """A conv2d stand-in whose time depends on the configuration (its output channels)."""
 
-    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+    def predict(self, rows: pd.DataFrame, enriched: pd.DataFrame | None = None) -> np.ndarray:
         self.seen = rows
         return rows["channels_out"].to_numpy(float) * 1e-3
 

@@ -66,15 +66,19 @@ class Predictor:
         envelope = self.estimator.envelope
         return envelope.beyond(rows) if envelope else {}
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, enriched: pd.DataFrame | None = None) -> np.ndarray:
         """Predicted time per call (ms) of each row; every row must be of the model's op
-        (``op`` holds costnet's op names, published datasets' rows included: costnet.sources)."""
+        (``op`` holds costnet's op names, published datasets' rows included: costnet.sources).
+        ``enriched``: ``enrich(frame)`` where the caller has computed it already."""
         if "op" not in frame:
             raise CostnetError(f"the rows have no op column: this model predicts {self.op} layers only")
         if (wrong := frame["op"].astype(str) != self.op).any():
             raise CostnetError(f"this model predicts {self.op} layers only; {int(wrong.sum())} of {len(frame)} rows "
                                f"are of op {sorted(frame.loc[wrong, 'op'].astype(str).unique())}")
-        enriched = enrich(frame)
+        if enriched is None:
+            enriched = enrich(frame)
+        elif not enriched.index.equals(frame.index):
+            raise CostnetError("the enriched rows handed to predict are not the rows of the frame")
         chunked, chunks = self.chunked(frame, enriched["bytes"].to_numpy(float))
         return chunks * self.estimator.predict(enriched if chunked is frame else enrich(chunked))
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -100,10 +101,31 @@ def _trace_fx(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Call]
     return recorder.calls
 
 
+class _Producers:
+    """The call that made each tensor the hook fallback saw made. Looked up by ``id``, which
+    CPython hands to a new object once the old one is freed: each entry keeps a weak reference,
+    so a tensor made where the recorder does not look (inside a leaf module) never inherits the
+    producer of a dead tensor that had its id (that made parents, and hence ``input_grad``,
+    differ from run to run)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref, str]] = {}
+
+    def record(self, result: Any, name: str) -> None:
+        """``name`` made ``result``: a tensor, or each tensor of a tuple or list (split, chunk)."""
+        for value in result if isinstance(result, (tuple, list)) else (result,):
+            if isinstance(value, torch.Tensor):
+                self._by_id[id(value)] = (weakref.ref(value), name)
+
+    def get(self, tensor: torch.Tensor) -> str | None:
+        entry = self._by_id.get(id(tensor))
+        return entry[1] if entry is not None and entry[0]() is tensor else None
+
+
 class _FunctionRecorder(TorchFunctionMode):
     """Records torch functions called outside leaf modules (the hook fallback)."""
 
-    def __init__(self, calls: list[Call], producer: dict[int, str], depth: list[int]) -> None:
+    def __init__(self, calls: list[Call], producer: _Producers, depth: list[int]) -> None:
         super().__init__()
         self.calls, self.producer, self.depth = calls, producer, depth
 
@@ -116,8 +138,7 @@ class _FunctionRecorder(TorchFunctionMode):
                         {k: _hook_args([v], self.producer)[0] for k, v in kwargs.items()}, _shape(result))
             call.parents = sorted({t.source for t in call.tensors if t.source})
             self.calls.append(call)
-            if isinstance(result, torch.Tensor):
-                self.producer[id(result)] = call.name
+            self.producer.record(result, call.name)
         return result
 
 
@@ -125,11 +146,11 @@ class _FunctionRecorder(TorchFunctionMode):
 _IGNORED_FUNCTIONS = {"__get__", "__set__", "dim", "size", "shape", "__len__", "__getattribute__", "requires_grad_"}
 
 
-def _hook_args(args: Sequence[Any], producer: dict[int, str]) -> list[Any]:
+def _hook_args(args: Sequence[Any], producer: _Producers) -> list[Any]:
     out: list[Any] = []
     for a in args:
         if isinstance(a, torch.Tensor):
-            out.append(TensorArg(_shape(a) or (), producer.get(id(a))))
+            out.append(TensorArg(_shape(a) or (), producer.get(a)))
         elif isinstance(a, (list, tuple)):
             out.append(type(a)(_hook_args(a, producer)))
         else:
@@ -140,7 +161,7 @@ def _hook_args(args: Sequence[Any], producer: dict[int, str]) -> list[Any]:
 def _trace_hooks(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Call]:
     """Leaf-module hooks plus a function mode for the calls between leaves."""
     calls: list[Call] = []
-    producer: dict[int, str] = {}
+    producer = _Producers()
     depth = [0]
     seen: dict[str, int] = {}
     handles = []
@@ -159,9 +180,7 @@ def _trace_hooks(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> list[Ca
         del m._costnet_args  # type: ignore[attr-defined]
         call.parents = sorted({t.source for t in call.tensors if t.source})
         calls.append(call)
-        out = result[0] if isinstance(result, (tuple, list)) else result
-        if isinstance(out, torch.Tensor):
-            producer[id(out)] = call.name
+        producer.record(result, call.name)
 
     for m in module.modules():
         if not list(m.children()):
